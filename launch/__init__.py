@@ -1,0 +1,1 @@
+"""ptjf.launch: experiment plans (PTJF, scalarization, restart) and their execution."""

@@ -1,0 +1,54 @@
+"""The `ptjf` command: one subcommand group per area of the project.
+
+Each area owns a `cli.py` with `register(subparsers)`; heavy imports
+(TensorFlow, JAX) happen inside the commands so `ptjf --help` stays fast.
+"""
+import argparse
+import sys
+
+from ptjf import __version__
+from ptjf.errors import UserError
+
+_AREAS = ("ptjf.tasks.cli", "ptjf.engine.cli", "ptjf.launch.cli",
+          "ptjf.analysis.cli", "ptjf.demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  """The full parser, with every area's subcommands registered."""
+  import importlib
+  parser = argparse.ArgumentParser(
+      prog="ptjf",
+      description="Pre-training joint fine-tuning for imbalanced multilingual "
+      "training (arXiv 2312.06134).")
+  parser.add_argument("--version", action="version", version=__version__)
+  subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+  for area in _AREAS:
+    try:
+      module = importlib.import_module(area)
+    except ModuleNotFoundError as e:
+      if e.name != area:  # a real missing dependency, not an absent area
+        raise
+      continue
+    module.register(subparsers)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if not getattr(args, "func", None):
+    parser.print_help()
+    return 2
+  try:
+    return args.func(args) or 0
+  except UserError as e:
+    print(f"ptjf: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("ptjf: interrupted; re-run the same command to resume.",
+          file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

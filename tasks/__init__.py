@@ -1,0 +1,1 @@
+"""ptjf.tasks: real corpora, the shared vocabulary, SeqIO tasks and mixing rates."""
