@@ -41,7 +41,8 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"ptjf.gin": ["*.gin", "**/*.gin"]},
+    package_data={"ptjf.gin": ["*.gin", "**/*.gin"],
+                  "ptjf.launch": ["plans/*.toml"]},
     install_requires=_requirements(),
     entry_points={"console_scripts": ["ptjf = ptjf.cli:main"]},
 )
