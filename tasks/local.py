@@ -1,0 +1,146 @@
+"""SeqIO tasks over a local corpus directory built by `ptjf corpus build`.
+
+For a corpus with pairs en-fr, en-ro and mono text en, fr, ro:
+
+    translate_en_fr, translate_en_ro            inputs English, targets translation
+    span_corruption_en, _fr, _ro                T5 span corruption of the mono text
+
+All share the corpus SentencePiece model plus `outputs.EXTRA_IDS` sentinel ids,
+so any of them can be mixed. Each split's `num_input_examples` is its line
+count, so `seqio.mixing_rate_num_examples` works without caching.
+"""
+import functools
+import pathlib
+
+import seqio
+
+from ptjf.errors import UserError
+from ptjf.tasks import layout, outputs, preprocessors
+
+# task name -> what it was registered from; re-registering the same is a no-op.
+_REGISTERED: dict[str, tuple] = {}
+
+
+def corpus_layout(corpus_dir: str | pathlib.Path | None = None
+                  ) -> layout.CorpusLayout:
+  """The layout of `corpus_dir` (default `layout.default_corpus_dir()`), checked."""
+  root = pathlib.Path(corpus_dir) if corpus_dir else layout.default_corpus_dir()
+  corpus = layout.CorpusLayout(root.resolve())
+  if not corpus.vocab_model.is_file():
+    raise UserError(f"no built corpus at {root} (missing {corpus.vocab_model}): "
+                    f"run `ptjf corpus build` or set ${layout.CORPUS_DIR_ENV}")
+  return corpus
+
+
+def vocabulary(corpus_dir: str | pathlib.Path | None = None
+               ) -> seqio.SentencePieceVocabulary:
+  """The vocabulary of every local task: corpus model + EXTRA_IDS sentinels."""
+  return seqio.SentencePieceVocabulary(
+      str(corpus_layout(corpus_dir).vocab_model), extra_ids=outputs.EXTRA_IDS)
+
+
+def count_lines(path: pathlib.Path) -> int:
+  """Lines as `tf.data.TextLineDataset` reads them (a last line may lack "\\n")."""
+  count, last = 0, b"\n"
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      count += block.count(b"\n")
+      last = block[-1:]
+  return count + (last != b"\n")
+
+
+def _task_files(corpus: layout.CorpusLayout) -> dict[str, tuple[str, dict]]:
+  """Task name -> (kind "translate" | "span_corruption" and lang, split files)."""
+  files = {}
+  for lang in corpus.pair_langs():
+    splits = {s: corpus.pair_file(lang, s) for s in layout.SPLITS}
+    files[layout.translate_task_name(lang)] = (
+        ("translate", lang), {s: p for s, p in splits.items() if p.is_file()})
+  for lang in corpus.mono_langs():
+    splits = {s: corpus.mono_file(lang, s) for s in layout.SPLITS}
+    files[layout.span_corruption_task_name(lang)] = (
+        ("span_corruption", lang), {s: p for s, p in splits.items() if p.is_file()})
+  return files
+
+
+def _make_task(name: str, kind: str, lang: str, split_files: dict,
+               vocab: seqio.Vocabulary, prefix: str) -> seqio.Task:
+  source = seqio.TextLineDataSource(
+      split_to_filepattern={s: str(p) for s, p in split_files.items()},
+      num_input_examples={s: count_lines(p) for s, p in split_files.items()})
+  if kind == "translate":
+    return seqio.Task(
+        name, source=source, output_features=outputs.output_features(vocab),
+        preprocessors=[
+            functools.partial(preprocessors.split_tsv_pair, prefix=prefix),
+            seqio.preprocessors.tokenize,
+            seqio.CacheDatasetPlaceholder(),
+            seqio.preprocessors.append_eos_after_trim],
+        metric_fns=[functools.partial(
+            outputs.bleu, tokenize=outputs.bleu_tokenizer(lang))])
+  return seqio.Task(
+      name, source=source, output_features=outputs.output_features(vocab),
+      preprocessors=[
+          preprocessors.text_to_targets,
+          seqio.preprocessors.tokenize,
+          seqio.CacheDatasetPlaceholder(),
+          preprocessors.span_corruption,
+          seqio.preprocessors.append_eos_after_trim],
+      metric_fns=[])
+
+
+def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,
+                         prefix: str = "") -> list[str]:
+  """Registers every task of the corpus in SeqIO's registry; returns their names.
+
+  Idempotent: calling again with the same corpus (unchanged files) and prefix
+  does nothing; another corpus or prefix replaces the tasks of the same name.
+  `prefix` goes before the English input of translation tasks (none for the
+  NMT models; e.g. "translate English to French: " for T5-style models).
+  """
+  corpus = corpus_layout(corpus_dir)
+  vocab = None
+  names = []
+  for name, ((kind, lang), split_files) in sorted(_task_files(corpus).items()):
+    names.append(name)
+    stats = tuple((s, str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                  for s, p in sorted(split_files.items()))
+    key = (str(corpus.root), prefix, stats)
+    if _REGISTERED.get(name) == key and name in seqio.TaskRegistry.names():
+      continue
+    vocab = vocab or vocabulary(corpus.root)
+    seqio.TaskRegistry.remove(name)
+    seqio.TaskRegistry.add_provider(
+        name, _make_task(name, kind, lang, split_files, vocab, prefix))
+    _REGISTERED[name] = key
+  if not names:
+    raise UserError(f"corpus {corpus.root} has no pairs/ or mono/ data: "
+                    "run `ptjf corpus build`")
+  return names
+
+
+def train_size(name: str, unit: str,
+               corpus_dir: str | pathlib.Path | None = None) -> int:
+  """Size of a local task's train split in `unit` ("examples" | "characters").
+
+  Characters count the text the task learns to produce: the translations of a
+  translate task, the whole text of a span corruption task (UniMax's unit).
+  """
+  corpus = corpus_layout(corpus_dir)
+  files = _task_files(corpus)
+  if name not in files:
+    raise UserError(f"unknown local task {name!r}: available: "
+                    f"{', '.join(sorted(files))}")
+  (kind, _), split_files = files[name]
+  if "train" not in split_files:
+    raise UserError(f"task {name!r} has no train split in {corpus.root}: "
+                    "rebuild the corpus with `ptjf corpus build`")
+  path = split_files["train"]
+  if unit == "examples":
+    return count_lines(path)
+  if unit != "characters":
+    raise UserError(f"unknown size unit {unit!r}: use 'examples' or 'characters'")
+  with open(path, encoding="utf-8") as f:
+    if kind == "translate":
+      return sum(len(line.rstrip("\n").split("\t", 1)[-1]) for line in f)
+    return sum(len(line.rstrip("\n")) for line in f)

@@ -1,0 +1,124 @@
+"""Mixing rates of the paper's sampling strategies, as plain functions.
+
+Rates are dicts {task: rate}; every function returns them normalised to sum
+to 1. Sizes are per-task training-set sizes in one unit (examples, tokens or
+characters) and a UniMax budget is in that same unit.
+
+- static sampling (scalarization): a grid of fixed rates for two tasks;
+- temperature sampling: rate_i proportional to n_i ** (1 / tau);
+- UniMax (Chung et al., 2023): uniform budget, at most `max_epochs` per task.
+"""
+import math
+from typing import Mapping
+
+from ptjf.errors import UserError
+
+
+def static_grid(n: int = 10) -> list[float]:
+  """The paper's grid of low-resource rates i/n for 0 < i < n.
+
+  >>> static_grid()
+  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+  >>> static_grid(4)
+  [0.25, 0.5, 0.75]
+  """
+  if n < 2:
+    raise UserError(f"grid size {n} gives no rate strictly between 0 and 1: "
+                    "use n >= 2")
+  return [i / n for i in range(1, n)]
+
+
+def two_task_rates(low_task: str, high_task: str,
+                   low_rate: float) -> dict[str, float]:
+  """{low_task: r, high_task: 1 - r} for a rate r of the low-resource task.
+
+  >>> two_task_rates("translate_en_ro", "translate_en_fr", 0.3)
+  {'translate_en_ro': 0.3, 'translate_en_fr': 0.7}
+  """
+  if not 0 < low_rate < 1:
+    raise UserError(f"low-resource rate {low_rate} is not strictly between 0 "
+                    "and 1: pick a rate such as 0.3")
+  if low_task == high_task:
+    raise UserError(f"both tasks are {low_task!r}: give two different tasks")
+  # Rounded so 1 - 0.7 reads 0.3, not 0.30000000000000004.
+  return {low_task: low_rate, high_task: round(1.0 - low_rate, 12)}
+
+
+def normalize(rates: Mapping[str, float]) -> dict[str, float]:
+  """Rates scaled to sum to 1, after checking each is a positive number.
+
+  >>> normalize({"a": 3, "b": 1})
+  {'a': 0.75, 'b': 0.25}
+  """
+  if not rates:
+    raise UserError("no tasks given: name at least one task and its rate")
+  for task, rate in rates.items():
+    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+      raise UserError(f"rate {rate!r} of task {task!r} is not a positive "
+                      "number: give every task a rate > 0 or drop it")
+  total = sum(rates.values())
+  return {task: rate / total for task, rate in rates.items()}
+
+
+def _check_sizes(sizes: Mapping[str, float]) -> None:
+  if not sizes:
+    raise UserError("no tasks given: name at least one task and its size")
+  for task, size in sizes.items():
+    if not isinstance(size, (int, float)) or not math.isfinite(size) or size <= 0:
+      raise UserError(f"size {size!r} of task {task!r} is not a positive "
+                      "number: check the task has training data")
+
+
+def temperature_rates(sizes: Mapping[str, float], tau: float) -> dict[str, float]:
+  """Temperature sampling: rate_i = n_i^(1/tau) / sum_j n_j^(1/tau).
+
+  tau = 1 samples proportionally to size; larger tau flattens toward uniform.
+  Matches `seqio.mixing_rate_num_examples(task, temperature=tau)` normalised.
+
+  >>> temperature_rates({"fr": 400, "ro": 100}, tau=2)  # 20 : 10
+  {'fr': 0.6666666666666666, 'ro': 0.3333333333333333}
+  """
+  _check_sizes(sizes)
+  if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+    raise UserError(f"temperature {tau!r} is not positive: use tau >= 1 "
+                    "(1 = proportional to size)")
+  return normalize({task: size ** (1.0 / tau) for task, size in sizes.items()})
+
+
+def unimax_rates(sizes: Mapping[str, float], budget: float,
+                 max_epochs: float = 1) -> dict[str, float]:
+  """UniMax (Chung et al., 2023): a uniform budget, capped at max_epochs per task.
+
+  Tasks are visited from smallest to largest; each gets the uniform share of
+  the budget still unassigned (remaining / tasks left), capped at
+  max_epochs * size; what a capped task leaves goes to the larger ones. Rates
+  are the allocations divided by the budget.
+
+  The budget must be positive and at most max_epochs * sum(sizes): a larger
+  budget cannot be spent without going over max_epochs on every task.
+
+  Worked example, sizes a=10, b=100, c=1000, budget 300:
+  max_epochs=1: a gets min(300/3, 10) = 10, b gets min(290/2, 100) = 100,
+  c gets min(190/1, 1000) = 190; rates 10/300, 100/300, 190/300.
+  max_epochs=4: a gets min(100, 40) = 40, b gets min(260/2, 400) = 130,
+  c gets 130; rates 0.1333, 0.4333, 0.4333.
+
+  >>> unimax_rates({"a": 10, "b": 100, "c": 1000}, budget=300)
+  {'a': 0.03333333333333333, 'b': 0.3333333333333333, 'c': 0.6333333333333333}
+  """
+  _check_sizes(sizes)
+  if not isinstance(max_epochs, (int, float)) or max_epochs <= 0:
+    raise UserError(f"max_epochs {max_epochs!r} is not positive: use e.g. 1")
+  capacity = max_epochs * sum(sizes.values())
+  if not isinstance(budget, (int, float)) or not 0 < budget <= capacity:
+    raise UserError(
+        f"UniMax budget {budget!r} is not in (0, {capacity:g}] (max_epochs x "
+        f"total size): lower the budget or raise max_epochs")
+  remaining = float(budget)
+  allocation = {}
+  order = sorted(sizes, key=lambda task: (sizes[task], task))
+  for i, task in enumerate(order):
+    share = min(remaining / (len(order) - i), max_epochs * sizes[task])
+    allocation[task] = share
+    remaining -= share
+  return {task: allocation[task] / budget for task in sizes}
