@@ -1,0 +1,102 @@
+"""Local SeqIO tasks over the tiny synthetic corpus."""
+import seqio
+
+import pytest
+
+from ptjf.errors import UserError
+from ptjf.tasks import layout, local, outputs
+
+LENGTHS = {"inputs": 32, "targets": 32}
+NAMES = ["span_corruption_en", "span_corruption_fr", "span_corruption_ro",
+         "translate_en_fr", "translate_en_ro"]
+
+
+@pytest.fixture(scope="module")
+def names(tiny_corpus):
+  return local.register_local_tasks(tiny_corpus.root)
+
+
+def test_registers_every_language_once(tiny_corpus, names):
+  assert names == NAMES
+  task = seqio.TaskRegistry.get("translate_en_fr")
+  assert local.register_local_tasks(tiny_corpus.root) == NAMES
+  assert seqio.TaskRegistry.get("translate_en_fr") is task  # idempotent
+
+
+def test_sizes_for_seqio_mixing_rates(names):
+  task = seqio.get_mixture_or_task("translate_en_fr")
+  assert task.splits == ("train", "validation", "test")
+  assert task.num_input_examples("train") == 400
+  assert task.num_input_examples("validation") == 20
+  assert seqio.mixing_rate_num_examples(
+      seqio.get_mixture_or_task("translate_en_ro")) == 40
+
+
+def test_translation_examples(tiny_corpus, names):
+  task = seqio.get_mixture_or_task("translate_en_ro")
+  vocab = task.output_features["targets"].vocabulary
+  assert vocab.vocab_size >= outputs.EXTRA_IDS
+  first = tiny_corpus.pair_file("ro", "validation").read_text().splitlines()[0]
+  english, romanian = first.split("\t")
+  ex = next(task.get_dataset(LENGTHS, split="validation", shuffle=False)
+            .as_numpy_iterator())
+  assert vocab.decode(ex["inputs"].tolist()) == english
+  assert vocab.decode(ex["targets"].tolist()) == romanian
+  assert ex["inputs"][-1] == ex["targets"][-1] == 1  # EOS
+  bleu = task.metric_fns[0]([romanian], [romanian])
+  assert bleu == {"bleu": pytest.approx(100.0)}
+
+
+def test_optional_prefix(tiny_corpus, names):
+  prefix = "translate English to Romanian "  # ":" is unknown to the tiny vocab
+  local.register_local_tasks(tiny_corpus.root, prefix=prefix)
+  task = seqio.get_mixture_or_task("translate_en_ro")
+  ex = next(task.get_dataset(LENGTHS, split="test", shuffle=False)
+            .as_numpy_iterator(), None)
+  vocab = task.output_features["inputs"].vocabulary
+  assert vocab.decode(ex["inputs"].tolist()).startswith(prefix.strip())
+  local.register_local_tasks(tiny_corpus.root)
+  ex = next(seqio.get_mixture_or_task("translate_en_ro")
+            .get_dataset(LENGTHS, split="test", shuffle=False).as_numpy_iterator())
+  assert not vocab.decode(ex["inputs"].tolist()).startswith("translate")
+
+
+def test_span_corruption_examples(names):
+  task = seqio.get_mixture_or_task("span_corruption_fr")
+  vocab_size = task.output_features["targets"].vocabulary.vocab_size
+  examples = list(task.get_dataset(LENGTHS, split="train", shuffle=False)
+                  .take(5).as_numpy_iterator())
+  assert len(examples) == 5
+  for ex in examples:
+    assert len(ex["inputs"]) == 32 and ex["inputs"][-1] == 1
+    assert ex["targets"][0] == vocab_size - 1  # <extra_id_0> opens the targets
+    assert ex["targets"][-1] == 1
+
+
+def test_train_sizes(tiny_corpus, names):
+  assert local.train_size("translate_en_ro", "examples", tiny_corpus.root) == 40
+  rows = tiny_corpus.pair_file("ro", "train").read_text().splitlines()
+  assert local.train_size("translate_en_ro", "characters", tiny_corpus.root) == (
+      sum(len(r.split("\t")[1]) for r in rows))
+  text = tiny_corpus.mono_file("en", "train").read_text().splitlines()
+  assert local.train_size("span_corruption_en", "characters",
+                          tiny_corpus.root) == sum(map(len, text))
+  with pytest.raises(UserError, match="available: span_corruption_en"):
+    local.train_size("translate_en_de", "examples", tiny_corpus.root)
+  with pytest.raises(UserError, match="unknown size unit"):
+    local.train_size("translate_en_ro", "tokens", tiny_corpus.root)
+
+
+def test_count_lines_like_text_line_dataset(tmp_path):
+  path = tmp_path / "x.txt"
+  for text, n in (("", 0), ("a", 1), ("a\n", 1), ("a\nb", 2), ("a\n\nb\n", 3)):
+    path.write_text(text)
+    assert local.count_lines(path) == n
+
+
+def test_missing_corpus_says_how_to_build_it(tmp_path, monkeypatch):
+  with pytest.raises(UserError, match="run `ptjf corpus build`"):
+    local.register_local_tasks(tmp_path / "nowhere")
+  monkeypatch.setenv(layout.CORPUS_DIR_ENV, str(tmp_path / "env_corpus"))
+  with pytest.raises(UserError, match="env_corpus"):
+    local.register_local_tasks()
