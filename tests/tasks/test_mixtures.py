@@ -87,7 +87,7 @@ def test_unimax_mixture_hand_computed(tiny_corpus):
 
 def test_gin_line_registers_and_returns_the_name(tiny_corpus):
   @gin.configurable
-  def ptjf_test_ptjf_test_consumer.mixture_or_task_name=gin.REQUIRED):
+  def ptjf_test_consumer(mixture_or_task_name=gin.REQUIRED):
     return mixture_or_task_name
 
   with gin.unlock_config():
