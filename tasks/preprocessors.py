@@ -167,8 +167,9 @@ def random_spans_noise_mask(length, seeds,
 def noise_span_to_unique_sentinel(tokens, noise_mask, vocab_size: int):
   """Replaces the i-th run of noise tokens by sentinel `vocab_size - 1 - i`.
 
-  >>> noise_span_to_unique_sentinel([5, 6, 7, 8, 9], [0, 1, 1, 0, 1], 100)
-  [5, 99, 8, 98]   (as a tensor)
+  >>> noise_span_to_unique_sentinel([5, 6, 7, 8, 9], [0, 1, 1, 0, 1], 100
+  ...                               ).numpy().tolist()
+  [5, 99, 8, 98]
   """
   tokens = tf.convert_to_tensor(tokens)
   noise_mask = tf.cast(noise_mask, tf.bool)
@@ -182,8 +183,9 @@ def noise_span_to_unique_sentinel(tokens, noise_mask, vocab_size: int):
 def nonnoise_span_to_unique_sentinel(tokens, noise_mask, vocab_size: int):
   """The targets side: non-noise runs become sentinels, noise tokens stay.
 
-  >>> nonnoise_span_to_unique_sentinel([5, 6, 7, 8, 9], [0, 1, 1, 0, 1], 100)
-  [99, 6, 7, 98, 9]   (as a tensor)
+  >>> nonnoise_span_to_unique_sentinel([5, 6, 7, 8, 9], [0, 1, 1, 0, 1], 100
+  ...                                  ).numpy().tolist()
+  [99, 6, 7, 98, 9]
   """
   return noise_span_to_unique_sentinel(
       tokens, ~tf.cast(noise_mask, tf.bool), vocab_size)

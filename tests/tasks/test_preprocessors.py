@@ -1,5 +1,6 @@
 """Span corruption against T5's published algorithm, on tiny literal data."""
 import collections
+import doctest
 import itertools
 
 import numpy as np
@@ -39,6 +40,11 @@ def _reconstruct(inputs, targets, vocab_size):
   for t in inputs:
     out += spans[t] if t >= vocab_size - outputs.EXTRA_IDS else [t]
   return out
+
+
+def test_docstring_examples():
+  result = doctest.testmod(pp)
+  assert result.failed == 0 and result.attempted > 0
 
 
 def test_random_spans_helper_standard_numbers():
@@ -132,9 +138,8 @@ def test_chunk_concat_split():
   assert [x["targets"].tolist() for x in split.as_numpy_iterator()] == [
       [1, 2], [3, 4, 5], [6]]
   long_doc = tf.data.Dataset.from_tensors({"targets": tf.range(10)})
-  chunks = {tuple(pp.select_random_chunk(long_doc, max_length=4)
-                  .as_numpy_iterator().next()["targets"])
-            for _ in range(30)}
+  chunks = {tuple(ex["targets"]) for ex in pp.select_random_chunk(
+      long_doc.repeat(30), max_length=4).as_numpy_iterator()}
   assert chunks <= {(0, 1, 2, 3), (4, 5, 6, 7), (8, 9)} and len(chunks) > 1
 
 
