@@ -102,9 +102,11 @@ def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,
   vocab = None
   names = []
   for name, ((kind, lang), split_files) in sorted(_task_files(corpus).items()):
+    if not split_files:
+      continue
     names.append(name)
-    stats = tuple((s, str(p), p.stat().st_mtime_ns, p.stat().st_size)
-                  for s, p in sorted(split_files.items()))
+    stats = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                  for p in [corpus.vocab_model, *sorted(split_files.values())])
     key = (str(corpus.root), prefix, stats)
     if _REGISTERED.get(name) == key and name in seqio.TaskRegistry.names():
       continue

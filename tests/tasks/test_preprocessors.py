@@ -194,6 +194,12 @@ def test_matches_t5_when_installed():
     assert pp.random_spans_helper(n) == t5_pp.random_spans_helper(
         inputs_length=n, noise_density=0.15, mean_noise_span_length=3.0,
         extra_tokens_per_span_inputs=1, extra_tokens_per_span_targets=1)
+  # Same 12 masks as ours (see the uniformity test) for length 10, 3 in 2 spans.
+  theirs = {tuple(t5_pp.random_spans_noise_mask(
+      10, 0.3, tf.constant([[i, 0], [i, 1]]), 1.5).numpy()) for i in range(300)}
+  ours = {tuple(pp.random_spans_noise_mask(
+      10, tf.constant([[i, 0], [i, 1]]), 0.3, 1.5).numpy()) for i in range(300)}
+  assert theirs == ours and len(ours) == 12
   vocab = seqio.PassThroughVocabulary(size=300)
   for length in (2, 20, 141, 568):
     theirs = t5_pp.random_spans_noise_mask(length, 0.15, tf.constant([[1, 2], [3, 4]]))
