@@ -23,7 +23,7 @@ from ptjf.errors import UserError
 from ptjf.tasks import outputs, preprocessors
 
 MC4_VOCAB = "gs://t5-data/vocabs/mc4.250000.100extra/sentencepiece.model"
-MC4_TFDS_NAME = "c4/multilingual:3.1.0"
+MC4_TFDS_VERSION = "3.1.0"   # mT5 itself used 3.0.1
 MC4_LANGS = ("en", "hi", "gu", "gd", "sw")
 
 
@@ -75,11 +75,11 @@ def _wmt_task(name: str, vocab: seqio.Vocabulary, data_dir: str | None,
 
 
 def _mc4_task(name: str, lang: str, vocab: seqio.Vocabulary,
-              data_dir: str | None) -> seqio.Task:
+              data_dir: str | None, version: str) -> seqio.Task:
   return seqio.Task(
       name,
       source=seqio.TfdsDataSource(
-          MC4_TFDS_NAME, tfds_data_dir=data_dir,
+          f"c4/multilingual:{version}", tfds_data_dir=data_dir,
           splits={"train": lang, "validation": f"{lang}-validation"}),
       output_features=outputs.output_features(vocab),
       preprocessors=[
@@ -94,12 +94,14 @@ def _mc4_task(name: str, lang: str, vocab: seqio.Vocabulary,
 @gin.configurable(module="ptjf.tasks.cluster")
 def register_cluster_task(name: str, vocab_path: str | None = None,
                           data_dir: str | None = None,
-                          prefix: str = "") -> str:
+                          prefix: str = "",
+                          mc4_version: str = MC4_TFDS_VERSION) -> str:
   """Registers one cluster task (replacing a previous one); returns its name.
 
   vocab_path: a SentencePiece model (local path or gs://); defaults to the mT5
   vocabulary for mC4 tasks and is required for WMT tasks. data_dir: the TFDS
   data directory. prefix: text before the English input of WMT tasks.
+  mc4_version: the c4/multilingual version prepared in data_dir.
   In gin: `ptjf.tasks.cluster.register_cluster_task.vocab_path = "..."`.
   """
   if name in WMT_TASKS:
@@ -113,7 +115,7 @@ def register_cluster_task(name: str, vocab_path: str | None = None,
     lang = name.removeprefix(mc4_task_name(""))
     task = _mc4_task(name, lang,
                      seqio.SentencePieceVocabulary(vocab_path or MC4_VOCAB),
-                     data_dir)
+                     data_dir, mc4_version)
   else:
     raise UserError(f"unknown cluster task {name!r}: available: "
                     f"{', '.join(cluster_task_names())}")

@@ -71,10 +71,11 @@ def test_registration_reads_nothing(tmp_path):
       "train", "validation")
   assert seqio.get_mixture_or_task("mc4_span_corruption_gd").splits == (
       "train", "validation")
-  cluster.register_cluster_task("mc4_span_corruption_hi")
-  vocab = seqio.get_mixture_or_task("mc4_span_corruption_hi").output_features[
-      "targets"].vocabulary
+  cluster.register_cluster_task("mc4_span_corruption_hi", mc4_version="3.0.1")
+  task = seqio.get_mixture_or_task("mc4_span_corruption_hi")
+  vocab = task.output_features["targets"].vocabulary
   assert vocab.sentencepiece_model_file == cluster.MC4_VOCAB
+  assert task.source.tfds_dataset.name == "c4/multilingual:3.0.1"
 
 
 def test_bad_names_and_missing_vocab():
