@@ -64,12 +64,9 @@ def _wmt_task(name: str, vocab: seqio.Vocabulary, data_dir: str | None,
       source=seqio.TfdsDataSource(pair.tfds_name, tfds_data_dir=data_dir,
                                   splits=pair.splits),
       output_features=outputs.output_features(vocab),
-      preprocessors=[
-          functools.partial(preprocessors.translation_pair, source="en",
-                            target=pair.lang, prefix=prefix),
-          seqio.preprocessors.tokenize,
-          seqio.CacheDatasetPlaceholder(),
-          seqio.preprocessors.append_eos_after_trim],
+      preprocessors=preprocessors.translation_steps(functools.partial(
+          preprocessors.translation_pair, source="en", target=pair.lang,
+          prefix=prefix)),
       metric_fns=[functools.partial(
           outputs.bleu, tokenize=outputs.bleu_tokenizer(pair.lang))])
 
@@ -82,13 +79,7 @@ def _mc4_task(name: str, lang: str, vocab: seqio.Vocabulary,
           f"c4/multilingual:{version}", tfds_data_dir=data_dir,
           splits={"train": lang, "validation": f"{lang}-validation"}),
       output_features=outputs.output_features(vocab),
-      preprocessors=[
-          preprocessors.text_to_targets,
-          seqio.preprocessors.tokenize,
-          seqio.CacheDatasetPlaceholder(),
-          preprocessors.span_corruption,
-          seqio.preprocessors.append_eos_after_trim],
-      metric_fns=[])
+      preprocessors=preprocessors.span_corruption_steps(), metric_fns=[])
 
 
 @gin.configurable(module="ptjf.tasks.cluster")

@@ -71,22 +71,13 @@ def _make_task(name: str, kind: str, lang: str, split_files: dict,
   if kind == "translate":
     return seqio.Task(
         name, source=source, output_features=outputs.output_features(vocab),
-        preprocessors=[
-            functools.partial(preprocessors.split_tsv_pair, prefix=prefix),
-            seqio.preprocessors.tokenize,
-            seqio.CacheDatasetPlaceholder(),
-            seqio.preprocessors.append_eos_after_trim],
+        preprocessors=preprocessors.translation_steps(functools.partial(
+            preprocessors.split_tsv_pair, prefix=prefix)),
         metric_fns=[functools.partial(
             outputs.bleu, tokenize=outputs.bleu_tokenizer(lang))])
   return seqio.Task(
       name, source=source, output_features=outputs.output_features(vocab),
-      preprocessors=[
-          preprocessors.text_to_targets,
-          seqio.preprocessors.tokenize,
-          seqio.CacheDatasetPlaceholder(),
-          preprocessors.span_corruption,
-          seqio.preprocessors.append_eos_after_trim],
-      metric_fns=[])
+      preprocessors=preprocessors.span_corruption_steps(), metric_fns=[])
 
 
 def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,

@@ -19,6 +19,7 @@ Sentinel `i` (0-based, in order of appearance) is `vocab_size - 1 - i`: the
 last ids of the vocabulary, T5's convention (`<extra_id_0>` is the last id of a
 `seqio.SentencePieceVocabulary` with extra ids).
 """
+import functools
 from typing import Mapping
 
 import seqio
@@ -291,3 +292,20 @@ def span_corruption(dataset: tf.data.Dataset,
   dataset = split_tokens(dataset, tokens_length)
   return denoise_spans(dataset, vocab_size, noise_density,
                        mean_noise_span_length)
+
+
+def translation_steps(to_text_pair) -> list:
+  """A translation task's preprocessors, after `to_text_pair` (raw -> text).
+
+  Tokenize "inputs" and "targets", mark the cache point, append EOS.
+  """
+  return [to_text_pair, seqio.preprocessors.tokenize,
+          seqio.CacheDatasetPlaceholder(),
+          seqio.preprocessors.append_eos_after_trim]
+
+
+def span_corruption_steps(text_key: str = "text") -> list:
+  """A span corruption task's preprocessors, from raw text to inputs/targets."""
+  return [functools.partial(text_to_targets, text_key=text_key),
+          seqio.preprocessors.tokenize, seqio.CacheDatasetPlaceholder(),
+          span_corruption, seqio.preprocessors.append_eos_after_trim]
