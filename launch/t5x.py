@@ -15,15 +15,18 @@ the phase file chose:
 ...                  start="params_only",
 ...                  init_checkpoint="gs://b/runs/pre/checkpoint_400000")
 >>> train_command(phase, gin_search_path="/ptjf")[:4]
-['python', '-m', 't5x.train', '--gin_search_paths=/ptjf']
+['python', '-P', '-m', 't5x.train']
 >>> train_command(phase, gin_search_path="/ptjf")[-3:]
-["--gin.MODEL_DIR='gs://b/runs/ft'", '--gin.HIGH_RATE=0.7', \
-"--gin.INITIAL_CHECKPOINT_PATH='gs://b/runs/pre/checkpoint_400000'"]
+['--gin.MODEL_DIR="gs://b/runs/ft"', '--gin.HIGH_RATE=0.7', \
+'--gin.INITIAL_CHECKPOINT_PATH="gs://b/runs/pre/checkpoint_400000"']
 
 T5X must be importable by `python` (its source root on PYTHONPATH, see
-docs/t5x.md); `python -m t5x.train` is `t5x/train.py` run as a script.
+docs/t5x.md); `python -m t5x.train` is `t5x/train.py` run as a script, and
+`-P` keeps the working directory off sys.path, where ptjf's own `gin/`
+folder would hide the gin-config package.
 """
 import dataclasses
+import json
 import pathlib
 import re
 from typing import Any, Mapping, Sequence
@@ -71,9 +74,14 @@ def start_gin_file(start: str) -> str:
 
 
 def gin_literal(value: Any) -> str:
-  """A Python value as a gin literal: 'a' -> "'a'", [1, 2] -> '[1, 2]'."""
+  """A Python value as a gin literal: 'a' -> '"a"', [1, 2] -> '[1, 2]'.
+
+  Top-level strings get double quotes so a shell-quoted command stays legible.
+  """
   if isinstance(value, pathlib.PurePath):
     value = str(value)
+  if isinstance(value, str):
+    return json.dumps(value)
   if isinstance(value, (str, int, float, bool, type(None), list, tuple, dict)):
     return repr(value)
   raise UserError(f"cannot write {value!r} ({type(value).__name__}) as a gin "
@@ -112,14 +120,14 @@ def _check(phase: T5xPhase, root: pathlib.Path | None) -> None:
 
 def train_command(phase: T5xPhase, *, python: str = "python",
                   gin_search_path: str | None = None) -> list[str]:
-  """argv of `python -m t5x.train` for `phase`.
+  """argv of `python -P -m t5x.train` for `phase`.
 
   gin_search_path: where ptjf's `gin/` folder is on the machine that runs the
   command (default: this ptjf install, whose gin files are then checked).
   """
   root = None if gin_search_path else ptjf_root()
   _check(phase, root)
-  command = [python, "-m", "t5x.train",
+  command = [python, "-P", "-m", "t5x.train",
              f"--gin_search_paths={gin_search_path or root}"]
   command += [f"--gin_file={f}" for f in phase.gin_files]
   command.append(f"--gin_file={start_gin_file(phase.start)}")

@@ -1,0 +1,189 @@
+"""PTJF on mC4 on a Cloud TPU VM slice: `ptjf tpu run`.
+
+Chains one T5X pre-training job (English only) into its fine-tune jobs
+(all languages, temperature 3.33), each on every worker of the slice:
+
+    gcloud compute tpus tpu-vm create NAME ...        unless `describe` finds it
+    <pretrain>  gcloud compute tpus tpu-vm ssh NAME --zone Z --worker=all \\
+                  --command '<python -P -m t5x.train ...>'
+    <finetune_200000> (params only from pretrain/checkpoint_200000) ...
+
+A split "200000+300000" is a fine-tune job of 300k steps started from the
+pre-training checkpoint at 200k. Pre-training's constant-then-rsqrt schedule
+does not depend on its length, so every split branches off one pre-training
+job, run to the longest pre-training length (the paper's En 100k/200k/300k
+arms share it). Layout: gs://BUCKET/EXPERIMENT/{pretrain,finetune_<N1>}/.
+
+Re-running is safe: a job whose final checkpoint exists
+(`gsutil -q stat MODEL_DIR/checkpoint_<TRAIN_STEPS>/commit_success.txt`) is
+skipped, and an interrupted one resumes from its own MODEL_DIR. `--dry-run`
+prints every command, each skip test as a comment, and runs nothing.
+The TPU VM must already hold ptjf, T5X's source and a Python with the pinned
+stack (docs/t5x.md, "Cloud TPU").
+"""
+import argparse
+import dataclasses
+import shlex
+import subprocess
+import sys
+from typing import Callable, Sequence
+
+from ptjf.errors import UserError
+from ptjf.launch import t5x
+
+MODEL_SIZES = ("xl", "xxl")
+# Model-parallel partitions per size: starting points for v4 slices, not tuned.
+DEFAULT_PARTITIONS = {"xl": 4, "xxl": 8}
+DEFAULT_SPLIT = "200000+300000"   # the paper's best: En 200k, then tau 300k
+CHECKPOINT_PERIOD = 10000   # as gin/t5x/mc4/common.gin: where splits can branch
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """One command; skipped when `done_if` (a command) exits 0."""
+  name: str
+  command: list[str]
+  done_if: list[str] | None = None
+
+
+def parse_split(text: str) -> tuple[int, int]:
+  """'200000+300000' -> (200000, 300000): pre-train steps + fine-tune steps."""
+  try:
+    pre, fine = (int(part.replace("_", "")) for part in text.split("+"))
+  except ValueError:
+    raise UserError(f"bad split {text!r}: write PRETRAIN+FINETUNE steps, "
+                    "e.g. 200000+300000") from None
+  if pre <= 0 or fine <= 0:
+    raise UserError(f"bad split {text!r}: both step counts must be positive")
+  return pre, fine
+
+
+def _ssh(args: argparse.Namespace, remote: list[str]) -> list[str]:
+  return ["gcloud", "compute", "tpus", "tpu-vm", "ssh", args.tpu_name,
+          f"--zone={args.zone}", "--worker=all",
+          f"--command={shlex.join(remote)}"]
+
+
+def _job(args: argparse.Namespace, name: str, phase: str, steps: int,
+         start: str = "scratch", init: str | None = None) -> Step:
+  """The ssh step running one T5X job, done once its last checkpoint exists."""
+  model_dir = f"{args.bucket}/{args.experiment}/{name}"
+  macros = {"TRAIN_STEPS": steps, "TFDS_DATA_DIR": args.tfds_data_dir}
+  bindings = [f"partitioning.PjitPartitioner.num_partitions = "
+              f"{args.num_partitions}", *args.gin_binding]
+  phase_spec = t5x.T5xPhase(
+      gin_files=(f"gin/t5x/models/mt5_{args.model_size}.gin",
+                 f"gin/t5x/mc4/{phase}.gin"),
+      model_dir=model_dir, macros=macros, start=start, init_checkpoint=init,
+      bindings=bindings)
+  train = t5x.train_command(phase_spec, python=args.python,
+                            gin_search_path=args.ptjf_dir)
+  remote = ["env", f"PYTHONPATH={args.t5x_pythonpath}", *train]
+  return Step(name, _ssh(args, remote),
+              ["gsutil", "-q", "stat",
+               f"{model_dir}/checkpoint_{steps}/commit_success.txt"])
+
+
+def plan(args: argparse.Namespace) -> list[Step]:
+  """Every step of the chain, in order: create the TPU, pre-train, fine-tune."""
+  args = argparse.Namespace(**vars(args))
+  if not args.bucket.startswith("gs://"):
+    raise UserError(f"bucket {args.bucket!r} is not a gs:// path: give "
+                    "gs://<bucket>[/<prefix>]")
+  args.bucket = args.bucket.rstrip("/")
+  args.experiment = args.experiment or f"ptjf_mc4_{args.model_size}"
+  args.tfds_data_dir = args.tfds_data_dir or f"{args.bucket}/tfds"
+  args.num_partitions = (args.num_partitions
+                         or DEFAULT_PARTITIONS[args.model_size])
+  splits = sorted({parse_split(s) for s in args.split or [DEFAULT_SPLIT]})
+  pretrain_steps = max(pre for pre, _ in splits)
+  for pre, _ in splits:
+    if pre % CHECKPOINT_PERIOD and pre != pretrain_steps:
+      raise UserError(f"split at {pre} steps has no pre-training checkpoint "
+                      f"(saved every {CHECKPOINT_PERIOD}): use a multiple")
+  where = [f"--zone={args.zone}"]
+  steps = [Step(
+      "create",
+      ["gcloud", "compute", "tpus", "tpu-vm", "create", args.tpu_name, *where,
+       f"--accelerator-type={args.tpu_type}", f"--version={args.tpu_version}"],
+      ["gcloud", "compute", "tpus", "tpu-vm", "describe", args.tpu_name,
+       *where])]
+  steps.append(_job(args, "pretrain", "pretrain", pretrain_steps))
+  for pre, fine in splits:
+    steps.append(_job(
+        args, f"finetune_{pre}", "finetune", fine, "params_only",
+        f"{args.bucket}/{args.experiment}/pretrain/checkpoint_{pre}"))
+  return steps
+
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def execute(steps: Sequence[Step], dry_run: bool,
+            run: Runner = subprocess.run) -> list[str]:
+  """Runs (or, dry, prints) the steps in order; returns the names of those run.
+
+  A step whose `done_if` exits 0 is skipped; a failing step stops the chain.
+  """
+  ran = []
+  for step in steps:
+    if dry_run:
+      if step.done_if:
+        print(f"# {step.name}: skipped if this succeeds: "
+              f"{shlex.join(step.done_if)}")
+      print(shlex.join(step.command))
+      continue
+    if step.done_if and run(step.done_if, check=False,
+                            capture_output=True).returncode == 0:
+      print(f"ptjf tpu: {step.name}: done already, skipped", file=sys.stderr)
+      continue
+    print(f"ptjf tpu: {step.name}: {shlex.join(step.command)}",
+          file=sys.stderr)
+    if run(step.command, check=False).returncode != 0:
+      raise UserError(f"{step.name} failed: fix the cause shown above and "
+                      "re-run the same command (finished jobs are skipped)")
+    ran.append(step.name)
+  return ran
+
+
+def _run_command(args: argparse.Namespace) -> int:
+  execute(plan(args), args.dry_run)
+  return 0
+
+
+def register_tpu(subparsers) -> None:
+  """Adds `ptjf tpu run` to the `ptjf` command."""
+  tpu = subparsers.add_parser(
+      "tpu", help="run PTJF on mC4 with real T5X on a Cloud TPU VM slice")
+  commands = tpu.add_subparsers(dest="tpu_command", metavar="COMMAND")
+  run = commands.add_parser(
+      "run", help="create the TPU if needed, pre-train, then fine-tune; "
+      "finished jobs are skipped",
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  run.add_argument("--tpu-name", required=True)
+  run.add_argument("--zone", required=True, help="e.g. us-central2-b")
+  run.add_argument("--tpu-type", required=True, help="e.g. v4-128")
+  run.add_argument("--bucket", required=True, help="gs://bucket[/prefix]")
+  run.add_argument("--model-size", choices=MODEL_SIZES, default="xxl")
+  run.add_argument("--experiment", help="folder under the bucket "
+                   "(default ptjf_mc4_<size>)")
+  run.add_argument("--split", action="append", default=None,
+                   help="PRETRAIN+FINETUNE steps, repeatable "
+                   f"(default {DEFAULT_SPLIT}, the paper's best)")
+  run.add_argument("--tfds-data-dir", help="default <bucket>/tfds")
+  run.add_argument("--num-partitions", type=int,
+                   help="model-parallel partitions (default xl 4, xxl 8)")
+  run.add_argument("--gin-binding", action="append", default=[],
+                   help="extra gin binding for every job, repeatable")
+  run.add_argument("--tpu-version", default="tpu-ubuntu2204-base",
+                   help="TPU VM software version for `create`")
+  run.add_argument("--python", default="t5x_venv/bin/python",
+                   help="Python on the TPU VM (relative to the home dir)")
+  run.add_argument("--ptjf-dir", default="ptjf",
+                   help="ptjf checkout on the TPU VM (its gin/ is used)")
+  run.add_argument("--t5x-pythonpath",
+                   default="t5x_src/t5x:t5x_src/airio:t5x_src/jestimator",
+                   help="PYTHONPATH on the TPU VM that makes t5x importable")
+  run.add_argument("--dry-run", action="store_true",
+                   help="print the commands, run nothing")
+  run.set_defaults(func=_run_command)
