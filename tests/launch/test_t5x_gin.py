@@ -10,6 +10,7 @@ real files and run two phases of NMT and mC4 on CPU with real T5X.
 import dataclasses
 import importlib
 import inspect
+import json
 import os
 import pathlib
 import subprocess
@@ -269,13 +270,19 @@ def _state(checkpoint: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 def _scalars(event_dir: pathlib.Path) -> dict[str, dict[int, float]]:
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator
+  from tensorboard.util import tensor_util
   acc = event_accumulator.EventAccumulator(str(event_dir),
                                            size_guidance={"tensors": 0})
   acc.Reload()
-  return {tag: {e.step: float(np.asarray(
-      event_accumulator.tensor_util.make_ndarray(e.tensor_proto)))
-                for e in acc.Tensors(tag)} for tag in acc.Tags()["tensors"]}
+  scalars = {}
+  for tag in acc.Tags()["tensors"]:
+    values = {e.step: tensor_util.make_ndarray(e.tensor_proto)
+              for e in acc.Tensors(tag)}
+    if all(v.shape == () and v.dtype.kind == "f" for v in values.values()):
+      scalars[tag] = {step: float(v) for step, v in values.items()}
+  return scalars
 
 
 def _check_reset(pre_dir: pathlib.Path, pre_steps: int,
@@ -314,9 +321,13 @@ def test_nmt_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
                       {**macros, "TRAIN_STEPS": 3}, "params_only",
                       str(tmp_path / "pre/checkpoint_4"), bindings=TINY))
   _check_reset(tmp_path / "pre", 4, tmp_path / "ft", 3, list(tasks.values()))
+  # The summary at step 2 averages the rate of steps 0 and 1: the warmup
+  # (to the default 2.5e-3 over 2 steps) restarted: (0 + 1.25e-3) / 2.
   lr = _scalars(tmp_path / "ft/train")["learning_rate"]
-  assert lr[min(lr)] < 2.5e-3  # the warmup restarted
-  assert "bleu" in _scalars(tmp_path / "ft/inference_eval/translate_en_ro")
+  assert lr[2] == pytest.approx(6.25e-4)
+  bleu = (tmp_path / "ft/inference_eval/translate_en_ro-metrics.jsonl")
+  assert [json.loads(l)["step"] for l in bleu.read_text().splitlines()] == [2, 3]
+  assert "bleu" in json.loads(bleu.read_text().splitlines()[-1])
 
 
 @pytest.mark.t5x
@@ -332,6 +343,10 @@ def test_mc4_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
                       {**macros, "TRAIN_STEPS": 3}, "params_only",
                       str(tmp_path / "pre/checkpoint_4"), bindings=TINY))
   _check_reset(tmp_path / "pre", 4, tmp_path / "ft", 3, tasks)
+  # Summaries at step 2 average the rate of steps 0 and 1. Pre-training:
+  # 1 / sqrt(max(step, 2)), constant; fine-tune: min(1, step / 2) times
+  # that, a restarted warmup: (0 + 0.5 / sqrt(2)) / 2.
+  pre_lr = _scalars(tmp_path / "pre/train")["learning_rate"]
+  assert pre_lr[2] == pytest.approx(1 / np.sqrt(2))
   lr = _scalars(tmp_path / "ft/train")["learning_rate"]
-  # linear warmup over 2 steps to 1/sqrt(2), then rsqrt: step 1 -> 0.5/sqrt(2)
-  assert lr[min(lr)] == pytest.approx(min(lr) / 2 / np.sqrt(2), abs=1e-6)
+  assert lr[2] == pytest.approx(0.25 / np.sqrt(2))
