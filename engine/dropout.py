@@ -1,0 +1,101 @@
+"""Dropout whose mask is a counter-based hash of (key, element index).
+
+Why not `flax.linen.Dropout`: on CPU, drawing the mask with JAX's threefry
+(or the `rbg` bit generator) costs ~20x a plain elementwise pass over the
+activations (measured: 68 ms / 78 ms vs 3.3 ms for a [64, 64, 1024] float32
+tensor on 2 cores), which made dropout about half of a training step of the
+bench model. Here the mask bits are
+
+    bits[i] = fmix32(fmix32(i * 0x9E3779B9 + k0) ^ k1),
+
+where `i` is the element's flat index in the (global) array, (k0, k1) are the
+two 32-bit words of the layer's "dropout" rng (Flax folds the module path and
+the training step into it), and fmix32 is MurmurHash3's finalizer (a bijection
+on uint32 with full avalanche). XLA fuses this into the consumer, so no mask
+is written to memory. An element is kept iff bits >= round(rate * 2**32), i.e.
+with probability 1 - rate to within 2**-32, and kept values are scaled by
+1 / (1 - rate), so the expectation is unchanged.
+
+Example: rate 0.1 -> threshold 429496730; an element whose bits are 5 is
+dropped (output 0), one whose bits are 3e9 is kept and multiplied by 1/0.9.
+
+Masks differ across layers and steps because the key does; under data
+parallelism with `jit` and a batch-sharded array, `i` is the global index, so
+each device's slice gets its own mask without folding in a device id. (Under
+`pmap`/`shard_map` pass `axis_name` so the device index is folded in.)
+This is a statistical hash, not a cryptographic generator: fine for dropout,
+not for anything adversarial.
+"""
+from typing import Optional
+
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+_GOLDEN = 0x9E3779B9
+
+
+def _fmix32(h: jnp.ndarray) -> jnp.ndarray:
+  """MurmurHash3's 32-bit finalizer: a bijective, avalanching mix."""
+  h = h ^ (h >> 16)
+  h = h * jnp.uint32(0x85EBCA6B)
+  h = h ^ (h >> 13)
+  h = h * jnp.uint32(0xC2B2AE35)
+  return h ^ (h >> 16)
+
+
+def key_words(rng: jax.Array) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Two uint32 words from a typed or raw JAX PRNG key (any implementation)."""
+  if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)
+  words = rng.reshape(-1).astype(jnp.uint32)
+  return words[0], words[1]
+
+
+def mask_bits(rng: jax.Array, shape: tuple[int, ...]) -> jnp.ndarray:
+  """Uniform uint32 bits of `shape`, a hash of (rng, flat element index)."""
+  k0, k1 = key_words(rng)
+  size = 1
+  for n in shape:
+    size *= n
+  if size >= 2**32:
+    raise ValueError(f"dropout over {size} elements: at most 2**32 - 1 supported")
+  index = lax.iota(jnp.uint32, size).reshape(shape)
+  return _fmix32(_fmix32(index * jnp.uint32(_GOLDEN) + k0) ^ k1)
+
+
+def keep_threshold(rate: float) -> int:
+  """Bits below this are dropped: round(rate * 2**32). E.g. 0.1 -> 429496730."""
+  return min(int(round(rate * 2**32)), 2**32 - 1)
+
+
+def apply_dropout(x: jnp.ndarray, rate: float, rng: jax.Array) -> jnp.ndarray:
+  """Zeroes each element with probability `rate`, scales the rest by 1/(1-rate)."""
+  if rate <= 0.0:
+    return x
+  if rate >= 1.0:
+    return jnp.zeros_like(x)
+  keep = mask_bits(rng, x.shape) >= jnp.uint32(keep_threshold(rate))
+  scale = jnp.asarray(1.0 / (1.0 - rate), x.dtype)
+  return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+
+
+class Dropout(nn.Module):
+  """Drop-in for `nn.Dropout` using the hashed mask; rng collection "dropout".
+
+  Attributes:
+    rate: probability of zeroing an element.
+    axis_name: fold this mapped axis' index into the key (pmap/shard_map only).
+  """
+  rate: float
+  axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, deterministic: bool) -> jnp.ndarray:
+    if deterministic or self.rate <= 0.0:
+      return x
+    rng = self.make_rng("dropout")
+    if self.axis_name is not None:
+      rng = jax.random.fold_in(rng, lax.axis_index(self.axis_name))
+    return apply_dropout(x, self.rate, rng)
