@@ -38,6 +38,21 @@ _T5X_MT5 = {"Z_LOSS": False, "LABEL_SMOOTHING": False,
 T5X_FILES = {"t5x/configs/runs/pretrain.gin": _T5X_PRETRAIN,
              "t5x/examples/scalable_t5/mt5/xl.gin": _T5X_MT5,
              "t5x/examples/scalable_t5/mt5/xxl.gin": _T5X_MT5}
+# Bindings of those files that ptjf overrides, so must bind after including.
+_LR = "utils.create_learning_rate_scheduler"
+T5X_BINDINGS = {
+    "t5x/configs/runs/pretrain.gin": {
+        ("trainer.Trainer", "learning_rate_fn"), (_LR, "factors"),
+        (_LR, "base_learning_rate"), (_LR, "warmup_steps"),
+        ("utils.SaveCheckpointConfig", "period"),
+        ("utils.SaveCheckpointConfig", "keep"),
+        ("utils.RestoreCheckpointConfig", "path")},
+    "t5x/examples/scalable_t5/mt5/xl.gin": {
+        ("seqio.SentencePieceVocabulary", "sentencepiece_model_file"),
+        ("network.T5Config", "vocab_size"), ("network.T5Config", "dtype")}}
+T5X_BINDINGS["t5x/examples/scalable_t5/mt5/xxl.gin"] = T5X_BINDINGS[
+    "t5x/examples/scalable_t5/mt5/xl.gin"]
+T5X_VALUE = "<t5x>"
 
 ENTRY_REQUIRED = {
     "ptjf_nmt3_scalarization.gin": {"MODEL_DIR", "VOCAB_PATH"},
@@ -75,6 +90,7 @@ class Config:
   macros: dict[str, Any] = dataclasses.field(default_factory=dict)
   bindings: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict)
   used: set[str] = dataclasses.field(default_factory=set)
+  ptjf_bound: set[tuple[str, str]] = dataclasses.field(default_factory=set)
   imports: dict[str, str] = dataclasses.field(default_factory=dict)
   files: list[str] = dataclasses.field(default_factory=list)
 
@@ -95,7 +111,9 @@ def load(name: str, config: Config | None = None) -> Config:
   if name in T5X_FILES:
     config.files.append(name)
     for macro, required in T5X_FILES[name].items():
-      config.macros[macro] = Ref("%", REQUIRED) if required else "<t5x>"
+      config.macros[macro] = Ref("%", REQUIRED) if required else T5X_VALUE
+    for binding in T5X_BINDINGS[name]:
+      config.bindings[binding] = T5X_VALUE
     return config
   path = ROOT / name
   assert path.is_file(), f"include {name} does not resolve under {ROOT}"
@@ -111,6 +129,7 @@ def load(name: str, config: Config | None = None) -> Config:
         key = (statement.scope + "/" if statement.scope else "") + (
             statement.selector)
         config.bindings[(key, statement.arg_name)] = statement.value
+        config.ptjf_bound.add((key, statement.arg_name))
       else:
         config.macros[statement.selector] = statement.value
   return config
@@ -153,6 +172,14 @@ def test_every_entry_point_is_listed_here():
 @pytest.mark.parametrize("name", sorted(ENTRY_REQUIRED))
 def test_entry_point_requires_exactly_the_documented_macros(name):
   assert required(load(f"gin/{name}")) == ENTRY_REQUIRED[name]
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_REQUIRED))
+def test_ptjf_overrides_every_t5x_default_it_means_to(name):
+  config = load(f"gin/{name}")
+  left = [b for b in config.ptjf_bound if config.bindings[b] == T5X_VALUE]
+  assert not left, f"T5X's defaults win over ptjf's for {left}: include " \
+      "T5X's file before binding"
 
 
 def test_bindings_on_ptjf_functions_name_real_parameters():
@@ -200,6 +227,7 @@ def test_mc4_files_hold_the_paper_setup():
   assert (_value(ft, "adafactor.Adafactor", "beta1"),
           _value(ft, "adafactor.Adafactor", "factored")) == (0.9, False)
   assert _value(ft, "TAU") == 3.33
+  assert _value(ft, "LOSS_NORMALIZING_FACTOR") == "NUM_REAL_TARGET_TOKENS"
   assert len(_value(ft, "TASKS")) == 5
   assert _value(ft, "LEARNING_RATE_FACTORS") == (
       "constant * linear_warmup * rsqrt_decay")
@@ -236,6 +264,13 @@ def test_t5x_summary_matches_the_real_t5x_file(name):
                   if isinstance(s, config_parser.BindingStatement)
                   and not s.arg_name}, **defined}
   assert defined == T5X_FILES[name]
+  bound = {(s.selector, s.arg_name) for s in statements
+           if isinstance(s, config_parser.BindingStatement) and s.arg_name}
+  if includes:
+    bound |= {(s.selector, s.arg_name) for s in config_parser.ConfigParser(
+        (_t5x_root() / includes[0]).read_text(), _Delegate())
+              if isinstance(s, config_parser.BindingStatement) and s.arg_name}
+  assert T5X_BINDINGS[name] <= bound
 
 
 TINY = ("network.T5Config.emb_dim = 32", "network.T5Config.num_heads = 2",
