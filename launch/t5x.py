@@ -89,7 +89,7 @@ def gin_literal(value: Any) -> str:
 
 
 def _check(phase: T5xPhase, root: pathlib.Path | None) -> None:
-  """UserError for a phase T5X would reject later, or do the wrong thing with."""
+  """UserError for a phase T5X would reject, or run wrongly."""
   start_gin_file(phase.start)
   if not phase.gin_files:
     raise UserError("the phase has no gin file: give at least one, e.g. "

@@ -192,7 +192,7 @@ def test_bindings_on_ptjf_functions_name_real_parameters():
       if not module.startswith("ptjf."):
         continue
       fn = getattr(importlib.import_module(module), function)
-      assert arg in inspect.signature(fn).parameters, f"{name}: {selector}.{arg}"
+      assert arg in inspect.signature(fn).parameters, (name, selector, arg)
       checked += 1
   assert checked
 
@@ -361,7 +361,8 @@ def test_nmt_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
   lr = _scalars(tmp_path / "ft/train")["learning_rate"]
   assert lr[2] == pytest.approx(6.25e-4)
   bleu = (tmp_path / "ft/inference_eval/translate_en_ro-metrics.jsonl")
-  assert [json.loads(l)["step"] for l in bleu.read_text().splitlines()] == [2, 3]
+  lines = bleu.read_text().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == [2, 3]
   assert "bleu" in json.loads(bleu.read_text().splitlines()[-1])
 
 

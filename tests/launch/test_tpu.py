@@ -8,7 +8,8 @@ import pytest
 from ptjf.errors import UserError
 from ptjf.launch import tpu
 
-# Logs each call; gsutil stat / gcloud describe succeed for what FAKE_DONE lists.
+# Logs each call; `gsutil stat` and `gcloud describe` succeed for what
+# FAKE_DONE lists; an ssh call fails if its arguments contain FAKE_FAIL.
 FAKE = """#!/bin/sh
 { printf '%s' "$(basename "$0")"; printf '\t%s' "$@"; echo; } >> "$FAKE_LOG"
 for arg in "$@"; do
@@ -94,8 +95,9 @@ def test_dry_run_prints_the_exact_chain_and_runs_nothing(fake_cloud, capsys):
       "--gin.TRAIN_STEPS=200000",
       '--gin.TFDS_DATA_DIR="gs://b/ptjf/tfds"']
   assert "--gin_file=gin/t5x/start/params_only.gin" in finetune
-  assert finetune[-1] == ('--gin.INITIAL_CHECKPOINT_PATH='
-                          '"gs://b/ptjf/ptjf_mc4_xl/pretrain/checkpoint_100000"')
+  assert finetune[-1] == (
+      '--gin.INITIAL_CHECKPOINT_PATH='
+      '"gs://b/ptjf/ptjf_mc4_xl/pretrain/checkpoint_100000"')
 
 
 def test_first_run_runs_everything_in_order(fake_cloud):
