@@ -70,13 +70,26 @@ def keep_threshold(rate: float) -> int:
   return min(int(round(rate * 2**32)), 2**32 - 1)
 
 
-def apply_dropout(x: jnp.ndarray, rate: float, rng: jax.Array) -> jnp.ndarray:
-  """Zeroes each element with probability `rate`, scales the rest by 1/(1-rate)."""
+MASKS = ("hash", "threefry")
+
+
+def apply_dropout(x: jnp.ndarray, rate: float, rng: jax.Array,
+                  mask: str = "hash") -> jnp.ndarray:
+  """Zeroes each element with probability `rate`, scales the rest by 1/(1-rate).
+
+  `mask="hash"` uses `mask_bits`; "threefry" draws `jax.random.bernoulli`
+  from `rng` as `flax.linen.Dropout` does (the slow reference).
+  """
   if rate <= 0.0:
     return x
   if rate >= 1.0:
     return jnp.zeros_like(x)
-  keep = mask_bits(rng, x.shape) >= jnp.uint32(keep_threshold(rate))
+  if mask == "hash":
+    keep = mask_bits(rng, x.shape) >= jnp.uint32(keep_threshold(rate))
+  elif mask == "threefry":
+    keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+  else:
+    raise ValueError(f"dropout mask {mask!r}: choose from {MASKS}")
   scale = jnp.asarray(1.0 / (1.0 - rate), x.dtype)
   return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
 
@@ -87,9 +100,11 @@ class Dropout(nn.Module):
   Attributes:
     rate: probability of zeroing an element.
     axis_name: fold this mapped axis' index into the key (pmap/shard_map only).
+    mask: "hash" (fast) or "threefry" (reference), see `apply_dropout`.
   """
   rate: float
   axis_name: Optional[str] = None
+  mask: str = "hash"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, *, deterministic: bool) -> jnp.ndarray:
@@ -98,4 +113,4 @@ class Dropout(nn.Module):
     rng = self.make_rng("dropout")
     if self.axis_name is not None:
       rng = jax.random.fold_in(rng, lax.axis_index(self.axis_name))
-    return apply_dropout(x, self.rate, rng)
+    return apply_dropout(x, self.rate, rng, self.mask)

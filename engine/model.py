@@ -7,7 +7,8 @@ x += Dropout(Attention(LN(x))) [+ cross-attention in the decoder],
 x += Dropout(MLP(LN(x))), a final LayerNorm on each side. Dense layers and
 LayerNorms have biases. Dropout (rate `dropout_rate`) is applied to the
 embeddings, attention probabilities, the MLP hidden layer and each residual
-branch; it uses `ptjf.engine.dropout` (a hashed mask, ~20x cheaper on CPU).
+branch; it uses `ptjf.engine.dropout` (a hashed mask, ~20x cheaper on CPU
+than threefry; `dropout_mask="threefry"` selects Flax's generator).
 
 Positions are sinusoidal, not learned: no parameters (so the parameter count
 does not depend on `max_length`), and the paper does not say it learned them.
@@ -57,6 +58,7 @@ class TransformerConfig:
   dropout_rate: float = 0.1   # feed-forward, attention and residual dropout
   dtype: str = "float32"      # activation dtype; params stay float32
   max_length: int = 512       # longest sequence the position table covers
+  dropout_mask: str = "hash"  # "hash" (fast) | "threefry" (flax's generator)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -90,6 +92,9 @@ def preset(name: str, vocab_size: int, **overrides: Any) -> TransformerConfig:
                              **{**PRESETS[name], **overrides})
   if config.dtype not in ("float32", "bfloat16"):
     raise UserError(f"model dtype {config.dtype!r}: use float32 or bfloat16")
+  if config.dropout_mask not in dropout_lib.MASKS:
+    raise UserError(f"dropout_mask {config.dropout_mask!r}: use one of "
+                    f"{', '.join(dropout_lib.MASKS)}")
   return config
 
 
@@ -101,6 +106,31 @@ def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
   table[:, 0::2] = np.sin(position * div)
   table[:, 1::2] = np.cos(position * div)
   return table
+
+
+class Positions(nn.Module):
+  """Sinusoidal position embeddings [length, dim] (no parameters).
+
+  With `decode`, a "cache" variable counts the positions already decoded, so
+  one-token steps get positions 0, 1, 2, ...; the first call (creating the
+  cache) returns positions from 0.
+  """
+  max_length: int
+  dim: int
+
+  @nn.compact
+  def __call__(self, length: int, *, decode: bool = False) -> jnp.ndarray:
+    table = jnp.asarray(sinusoidal_positions(self.max_length, self.dim))
+    if not decode:
+      return table[:length]
+    initialized = self.has_variable("cache", "position_index")
+    index = self.variable("cache", "position_index",
+                          lambda: jnp.array(0, jnp.int32))
+    if not initialized:
+      return table[:length]
+    start = index.value
+    index.value = start + length
+    return jax.lax.dynamic_slice_in_dim(table, start, length)
 
 
 class LayerNorm(nn.Module):
@@ -117,6 +147,10 @@ class LayerNorm(nn.Module):
     var = jnp.square(x - mean).mean(-1, keepdims=True)
     y = (x - mean) * jax.lax.rsqrt(var + 1e-6) * scale + bias
     return y.astype(self.dtype)
+
+
+def _dropout(cfg: TransformerConfig) -> dropout_lib.Dropout:
+  return dropout_lib.Dropout(cfg.dropout_rate, mask=cfg.dropout_mask)
 
 
 def _dense(features, dtype, name, axis=-1):
@@ -151,7 +185,7 @@ class Attention(nn.Module):
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
     logits = jnp.where(mask, logits, _NEG_INF)
     probs = jax.nn.softmax(logits).astype(dtype)
-    probs = dropout_lib.Dropout(cfg.dropout_rate)(probs, deterministic=deterministic)
+    probs = _dropout(cfg)(probs, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
     return _dense(cfg.emb_dim, dtype, "out", axis=(-2, -1))(out)
 
@@ -185,7 +219,7 @@ class Mlp(nn.Module):
     cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
     h = nn.relu(_dense(cfg.mlp_dim, dtype, "wi")(x))
-    h = dropout_lib.Dropout(cfg.dropout_rate)(h, deterministic=deterministic)
+    h = _dropout(cfg)(h, deterministic=deterministic)
     return _dense(cfg.emb_dim, dtype, "wo")(h)
 
 
@@ -196,7 +230,7 @@ class EncoderLayer(nn.Module):
   def __call__(self, x, mask, *, deterministic: bool):
     cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
-    drop = lambda y: dropout_lib.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
+    drop = lambda y: _dropout(cfg)(y, deterministic=deterministic)
     h = LayerNorm(dtype, name="pre_attention_norm")(x)
     x = x + drop(Attention(cfg, True, name="attention")(
         h, h, mask, deterministic=deterministic))
@@ -212,7 +246,7 @@ class DecoderLayer(nn.Module):
                decode: bool):
     cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
-    drop = lambda y: dropout_lib.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
+    drop = lambda y: _dropout(cfg)(y, deterministic=deterministic)
     h = LayerNorm(dtype, name="pre_self_attention_norm")(x)
     x = x + drop(Attention(cfg, True, name="self_attention")(
         h, h, self_mask, deterministic=deterministic, decode=decode))
@@ -232,8 +266,9 @@ class Transformer(nn.Module):
     self.embedding = nn.Embed(
         cfg.vocab_size, cfg.emb_dim, param_dtype=jnp.float32,
         embedding_init=nn.initializers.normal(stddev=cfg.emb_dim ** -0.5))
-    self.positions = sinusoidal_positions(cfg.max_length, cfg.emb_dim)
-    self.embed_dropout = dropout_lib.Dropout(cfg.dropout_rate)
+    self.encoder_positions = Positions(cfg.max_length, cfg.emb_dim)
+    self.decoder_positions = Positions(cfg.max_length, cfg.emb_dim)
+    self.embed_dropout = _dropout(cfg)
     self.encoder_layers = [EncoderLayer(cfg, name=f"encoder_layer_{i}")
                            for i in range(cfg.num_encoder_layers)]
     self.encoder_norm = LayerNorm(jnp.dtype(cfg.dtype))
@@ -254,7 +289,8 @@ class Transformer(nn.Module):
     """Encoder outputs [B, S, emb_dim] in the activation dtype."""
     deterministic = not enable_dropout
     length = encoder_input_tokens.shape[-1]
-    x = self._embed(encoder_input_tokens, self.positions[:length], deterministic)
+    x = self._embed(encoder_input_tokens, self.encoder_positions(length),
+                    deterministic)
     mask = (encoder_input_tokens > 0)[:, None, None, :]
     for layer in self.encoder_layers:
       x = layer(x, mask, deterministic=deterministic)
@@ -272,14 +308,7 @@ class Transformer(nn.Module):
     cfg = self.config
     deterministic = not enable_dropout
     length = decoder_input_tokens.shape[-1]
-    if decode and self.has_variable("cache", "position_index"):
-      index = self.variable("cache", "position_index")
-      positions = jax.lax.dynamic_slice_in_dim(self.positions, index.value, length)
-      index.value = index.value + length
-    else:
-      if decode:
-        self.variable("cache", "position_index", lambda: jnp.array(0, jnp.int32))
-      positions = self.positions[:length]
+    positions = self.decoder_positions(length, decode=decode)
     y = self._embed(decoder_input_tokens, positions, deterministic)
     causal = jnp.tril(jnp.ones((length, length), bool))[None, None]
     cross_mask = (encoder_input_tokens > 0)[:, None, None, :]

@@ -1,0 +1,236 @@
+"""Training-step speed of the local engine on the bench model (a benchmark).
+
+Model `bench` (d 256, 3+3 layers, 4 heads x 64, mlp 1024, vocab 8192),
+batch 64, lengths 64/64, Adafactor, dropout 0.1, label smoothing 0.1, fed by
+a real SeqIO mixture of the local translation tasks (the corpus at
+$PTJF_CORPUS_DIR / data/corpus, else a synthetic one in a temp dir).
+
+For each activation dtype it reports steady-state steps/s, target tokens/s,
+model GFLOP/s and its fraction of a float32 matmul peak measured in the same
+run, compile time and peak RSS; then the same step without dropout and with
+Flax's threefry dropout masks (the cost of dropout), and one summary line
+
+  bench: dtype=float32 engine_steps_per_s=0.41 sgemm_fraction=0.62 \
+      t5x_steps_per_s=na ratio_vs_t5x=na
+
+    python bench/bench_engine.py [--dtypes float32,bfloat16] [--steps 12]
+
+The timed step is built here from `ptjf.engine.model` + optax Adafactor +
+label-smoothed cross-entropy, as the engine's trainer does.
+"""
+import argparse
+import pathlib
+import resource
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Iterator, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ptjf.engine import model as model_lib
+
+SPEC = dict(preset="bench", vocab_size=8192, batch_size=64, inputs_length=64,
+            targets_length=64, dropout_rate=0.1, label_smoothing=0.1)
+_REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def train_matmul_flops(cfg: model_lib.TransformerConfig, batch: int,
+                       src_len: int, tgt_len: int) -> int:
+  """Matmul FLOPs of one training step (forward + backward = 3 x forward).
+
+  Per token and layer, with d = emb_dim, a = heads x head_dim, f = mlp_dim,
+  S / T = source / target length, V = vocab (a multiply-add is 2 FLOPs):
+    encoder layer:  qkv 6da + out 2ad + mlp 4df + scores and mixing 4Sa
+    decoder layer:  self-attn 6da + 2ad + 4Ta, cross q 2da + out 2ad + 4Sa,
+                    mlp 4df; cross k, v 4da per *source* token
+    logits:         2dV per target token
+  Attention scores count the full (unmasked) matrices, as they are computed.
+  Embedding lookups, LayerNorm, softmax and the optimizer are not counted.
+
+  Bench model, batch 64, 64/64: 3 x 64 x 64 x (5.70M + 10.09M) = 194 GFLOP.
+  """
+  d, a, f = cfg.emb_dim, cfg.num_heads * cfg.head_dim, cfg.mlp_dim
+  s, t, v = src_len, tgt_len, cfg.vocab_size
+  enc = cfg.num_encoder_layers * (8 * d * a + 4 * d * f + 4 * s * a)
+  cross_kv = cfg.num_decoder_layers * 4 * d * a
+  dec = cfg.num_decoder_layers * (12 * d * a + 4 * d * f + 4 * (s + t) * a)
+  forward = batch * (s * (enc + cross_kv) + t * (dec + 2 * d * v))
+  return 3 * forward
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 8) -> float:
+  """Float32 matmul throughput (GFLOP/s) of a jitted n x n jnp.dot, best of 3."""
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
+  dot = jax.jit(lambda x: jnp.dot(x, x))
+  dot(a).block_until_ready()
+  best = float("inf")
+  for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(repeats):
+      out = dot(a)
+    out.block_until_ready()
+    best = min(best, (time.perf_counter() - start) / repeats)
+  return 2 * n**3 / best / 1e9
+
+
+def _corpus_dir(tmp: pathlib.Path) -> pathlib.Path:
+  """The user's corpus if built, else a synthetic one written under `tmp`."""
+  from ptjf.tasks import layout
+  root = layout.default_corpus_dir()
+  if layout.CorpusLayout(root).vocab_model.is_file():
+    return root
+  sys.path.insert(0, str(_REPO / "tests"))  # the tests' synthetic corpus
+  from synthetic_corpus import write_synthetic_corpus
+  write_synthetic_corpus(tmp, {"fr": 4000, "ro": 400})
+  return tmp
+
+
+def batches(corpus_dir: pathlib.Path) -> Iterator[dict[str, np.ndarray]]:
+  """Endless EncDecFeatureConverter batches of a mixture of the corpus' tasks."""
+  import seqio
+  from ptjf.tasks import layout, mixtures
+  tasks = [layout.translate_task_name(lang)
+           for lang in layout.CorpusLayout(corpus_dir).pair_langs()]
+  name = mixtures.rate_mixture(tasks, [1.0] * len(tasks), corpus_dir=corpus_dir)
+  ds = seqio.get_dataset(
+      name, task_feature_lengths={"inputs": SPEC["inputs_length"],
+                                  "targets": SPEC["targets_length"]},
+      dataset_split="train", shuffle=True, num_epochs=None, seed=0,
+      feature_converter=seqio.EncDecFeatureConverter(pack=False))
+  ds = ds.batch(SPEC["batch_size"], drop_remainder=True).prefetch(2)
+  return ds.as_numpy_iterator()
+
+
+def make_train_step(model: model_lib.Transformer, optimizer, label_smoothing):
+  """Jitted (params, opt_state, batch, rng) -> (params, opt_state, loss)."""
+
+  def loss_fn(params, batch, rng):
+    logits = model.apply(
+        {"params": params}, batch["encoder_input_tokens"],
+        batch["decoder_input_tokens"], batch["decoder_target_tokens"],
+        enable_dropout=True, rngs={"dropout": rng})
+    labels = optax.smooth_labels(
+        jax.nn.one_hot(batch["decoder_target_tokens"], logits.shape[-1]),
+        label_smoothing)
+    weights = batch["decoder_loss_weights"]
+    loss = optax.softmax_cross_entropy(logits, labels) * weights
+    return loss.sum() / jnp.maximum(weights.sum(), 1)
+
+  def step(params, opt_state, batch, rng):
+    loss, grads = jax.value_and_grad(loss_fn)(params, batch, rng)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  return jax.jit(step, donate_argnums=(0, 1))
+
+
+def time_steps(cfg: model_lib.TransformerConfig, data: Iterator[dict],
+               steps: int, warmup: int = 2) -> dict[str, float]:
+  """Compiles and times `steps` training steps after `warmup` ones."""
+  model = model_lib.Transformer(cfg)
+  optimizer = optax.adafactor(learning_rate=1e-3)
+  first = next(data)
+  params = model.init(jax.random.key(0), first["encoder_input_tokens"],
+                      first["decoder_input_tokens"])["params"]
+  opt_state = optimizer.init(params)
+  step = make_train_step(model, optimizer, SPEC["label_smoothing"])
+  base_rng = jax.random.key(1)
+  start = time.perf_counter()
+  compiled = step.lower(params, opt_state, first, base_rng).compile()
+  compile_s = time.perf_counter() - start
+  data_s, i = 0.0, 0
+  for i in range(warmup + steps):
+    if i == warmup:
+      jax.block_until_ready(params)
+      start, data_s = time.perf_counter(), 0.0
+    fetch = time.perf_counter()
+    batch = next(data)
+    data_s += time.perf_counter() - fetch
+    params, opt_state, loss = compiled(params, opt_state, batch,
+                                       jax.random.fold_in(base_rng, i))
+  loss = float(loss)
+  elapsed = time.perf_counter() - start
+  return dict(steps_per_s=steps / elapsed, compile_s=compile_s,
+              data_fraction=data_s / elapsed, loss=loss,
+              peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+
+
+def t5x_steps_per_s(dtype: str) -> Optional[float]:
+  """Real T5X steps/s of the same model, batch and dtype; None without T5X.
+
+  The T5X half is `bench/bench_t5x.py`'s `steps_per_s(dtype, spec)`
+  (t5x.train with t5x.examples.t5.network), written alongside T5X's setup.
+  """
+  try:
+    import t5x  # pylint: disable=unused-import
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import bench_t5x
+  except ImportError as e:
+    print(f"t5x half unavailable: {e}")
+    return None
+  return bench_t5x.steps_per_s(dtype, SPEC)
+
+
+def run(dtype: str, data: Iterator[dict], steps: int,
+        variants: list[str], t5x_fn: Callable[[str], Optional[float]]) -> None:
+  """Times the engine step in `dtype` for each dropout variant; prints a report."""
+  results: dict[str, Any] = {}
+  for variant in variants:
+    overrides = dict(dtype=dtype, dropout_rate=SPEC["dropout_rate"])
+    if variant == "no_dropout":
+      overrides["dropout_rate"] = 0.0
+    elif variant == "threefry":
+      overrides["dropout_mask"] = "threefry"
+    cfg = model_lib.preset(SPEC["preset"], SPEC["vocab_size"], **overrides)
+    peak = sgemm_gflops()
+    r = time_steps(cfg, data, steps)
+    flops = train_matmul_flops(cfg, SPEC["batch_size"], SPEC["inputs_length"],
+                               SPEC["targets_length"])
+    r.update(sgemm_gflops=peak, gflops=flops * r["steps_per_s"] / 1e9)
+    r["sgemm_fraction"] = r["gflops"] / peak
+    results[variant] = r
+    print(f"{dtype:8s} {variant:10s} steps/s {r['steps_per_s']:.3f}  "
+          f"target tok/s {r['steps_per_s'] * SPEC['batch_size'] * SPEC['targets_length']:.0f}  "
+          f"GFLOP/s {r['gflops']:.1f} of sgemm {peak:.1f} "
+          f"(fraction {r['sgemm_fraction']:.3f})  compile {r['compile_s']:.1f}s  "
+          f"data {100 * r['data_fraction']:.1f}%  peak RSS {r['peak_rss_gb']:.2f} GB  "
+          f"loss {r['loss']:.2f}", flush=True)
+  main = results["hash"]
+  if "no_dropout" in results:
+    share = 1 - main["steps_per_s"] / results["no_dropout"]["steps_per_s"]
+    print(f"{dtype:8s} dropout share of a step: hashed {100 * share:.1f}%", end="")
+    if "threefry" in results:
+      share = 1 - results["threefry"]["steps_per_s"] / results["no_dropout"]["steps_per_s"]
+      print(f", threefry {100 * share:.1f}%", end="")
+    print()
+  t5x = t5x_fn(dtype)
+  ratio = "na" if t5x is None else f"{main['steps_per_s'] / t5x:.3f}"
+  print(f"bench: dtype={dtype} engine_steps_per_s={main['steps_per_s']:.4f} "
+        f"sgemm_fraction={main['sgemm_fraction']:.3f} "
+        f"t5x_steps_per_s={'na' if t5x is None else f'{t5x:.4f}'} "
+        f"ratio_vs_t5x={ratio}", flush=True)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--dtypes", default="float32,bfloat16")
+  parser.add_argument("--steps", type=int, default=12)
+  parser.add_argument("--variants", default="hash,no_dropout,threefry",
+                      help="hash (the engine's step) first; no_dropout, threefry")
+  args = parser.parse_args()
+  variants = args.variants.split(",")
+  if variants[0] != "hash":
+    parser.error("--variants must start with hash (the engine's real step)")
+  print(f"jax {jax.__version__} on {jax.devices()}; spec {SPEC}")
+  with tempfile.TemporaryDirectory() as tmp:
+    data = batches(_corpus_dir(pathlib.Path(tmp)))
+    for dtype in args.dtypes.split(","):
+      run(dtype, data, args.steps, variants, t5x_steps_per_s)
+
+
+if __name__ == "__main__":
+  main()
