@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
   try:
     return args.func(args) or 0
   except UserError as e:
-    print(f"ptjf: error: {e}", file=sys.stderr)
+    # gin appends "In call to configurable ..." lines to errors raised inside
+    # configurables; the user needs only the first line.
+    print(f"ptjf: error: {str(e).splitlines()[0]}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("ptjf: interrupted; re-run the same command to resume.",
