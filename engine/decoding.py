@@ -74,7 +74,7 @@ def greedy_decode(model: model_lib.Transformer, params: Any,
 
 
 def length_penalty(length: jnp.ndarray, alpha: float) -> jnp.ndarray:
-  """((5 + length) / 6) ** alpha; e.g. length 7, alpha 0.6 -> 2 ** 0.6 = 1.516."""
+  """((5 + length) / 6) ** alpha; e.g. length 7, alpha 0.6 -> 1.516."""
   return ((5.0 + length) / 6.0) ** alpha
 
 
@@ -109,7 +109,8 @@ def beam_search(model: model_lib.Transformer, params: Any,
     index = (jnp.arange(batch)[:, None] * k + parent).reshape(-1)
     cache = jax.tree.map(lambda c: c[index] if c.ndim else c, cache)
     # Finished: the best k of the kept ones and the candidates that ended.
-    new_score = jnp.where(ended, top_lp / length_penalty(i + 1.0, alpha), _NEG_INF)
+    new_score = jnp.where(ended, top_lp / length_penalty(i + 1.0, alpha),
+                          _NEG_INF)
     fin_score, keep = jax.lax.top_k(
         jnp.concatenate([fin_score, new_score], axis=1), k)
     fin = jnp.take_along_axis(jnp.concatenate([fin, seqs], axis=1),
@@ -126,7 +127,8 @@ def beam_search(model: model_lib.Transformer, params: Any,
 
   init_lp = jnp.tile(jnp.array([0.0] + [_NEG_INF] * (k - 1)), (batch, 1))
   zeros = jnp.zeros((batch, k, length), jnp.int32)
-  init = (jnp.int32(0), cache, zeros, init_lp, zeros, jnp.full((batch, k), _NEG_INF))
+  init = (jnp.int32(0), cache, zeros, init_lp, zeros,
+          jnp.full((batch, k), _NEG_INF))
   _, _, live, live_lp, fin, fin_score = jax.lax.while_loop(cond, body, init)
   # An example with no finished hypothesis returns its best live one.
   none_finished = (fin_score[:, 0] <= _NEG_INF / 2)[:, None]
@@ -141,7 +143,7 @@ def _pad_batch(rows: Sequence[Sequence[int]], batch_size: int, length: int):
 
 
 def _until_eos(ids: Sequence[int], eos_id: int) -> list[int]:
-  """The ids before the first EOS, without padding: [5, 0, 7, 1, 4] -> [5, 7]."""
+  """Ids before the first EOS, without padding: [5, 0, 7, 1, 4] -> [5, 7]."""
   ids = list(ids)
   ids = ids[:ids.index(eos_id)] if eos_id in ids else ids
   return [i for i in ids if i]

@@ -51,7 +51,7 @@ class TransformerConfig:
   vocab_size: int
   emb_dim: int = 512          # d_model
   num_heads: int = 8
-  head_dim: int = 64          # num_heads * head_dim = QKV dim (512 in the paper)
+  head_dim: int = 64          # num_heads * head_dim = QKV dim (512, paper)
   mlp_dim: int = 2048
   num_encoder_layers: int = 3
   num_decoder_layers: int = 3
@@ -196,15 +196,20 @@ class Attention(nn.Module):
     decoder length and attends normally, as Flax's own attention does.
     """
     initialized = self.has_variable("cache", "cached_key")
-    cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
-    cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
-    index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape,
+                             k.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape,
+                             v.dtype)
+    index = self.variable("cache", "cache_index",
+                          lambda: jnp.array(0, jnp.int32))
     if not initialized:
       return k, v, mask
     length = cached_k.value.shape[1]
     i = index.value
-    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
-    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
+    update = lambda cache, new: jax.lax.dynamic_update_slice(
+        cache, new, (0, i, 0, 0))
+    cached_k.value = update(cached_k.value, k)
+    cached_v.value = update(cached_v.value, v)
     index.value = i + k.shape[1]
     step_mask = (jnp.arange(length) <= i)[None, None, None, :]
     return cached_k.value, cached_v.value, step_mask

@@ -30,7 +30,8 @@ def _reference_greedy(model, params, enc, eos_id):
   done = np.zeros(enc.shape[0], bool)
   for i in range(LENGTH):
     dec_in = np.pad(out[:, :-1], ((0, 0), (1, 0)))
-    token = np.asarray(model.apply({"params": params}, enc, dec_in)[:, i].argmax(-1))
+    logits = model.apply({"params": params}, enc, dec_in)
+    token = np.asarray(logits[:, i].argmax(-1))
     out[:, i] = np.where(done, 0, token)
     done |= out[:, i] == eos_id
   return out
@@ -54,7 +55,8 @@ def test_greedy_matches_unrolled_argmax(tiny):
   model, params, enc = tiny
   for eos in (-1, _frequent_token(model, params, enc)):
     got = decoding.greedy_decode(model, params, enc, LENGTH, eos)
-    np.testing.assert_array_equal(got, _reference_greedy(model, params, enc, eos))
+    want = _reference_greedy(model, params, enc, eos)
+    np.testing.assert_array_equal(got, want)
   assert (np.asarray(got) == 0).any()  # padding after EOS
 
 
@@ -92,7 +94,8 @@ def test_length_penalty_example():
   np.testing.assert_allclose(decoding.length_penalty(7.0, 0.6), 2**0.6)
 
 
-def test_bleu_of_identical_prediction_and_reference_is_100(tiny_corpus, monkeypatch):
+def test_bleu_of_identical_prediction_and_reference_is_100(tiny_corpus,
+                                                           monkeypatch):
   vocab = seqio.SentencePieceVocabulary(str(tiny_corpus.vocab_model))
   sentences = ["the cat sees a small dog .", "a big red house near the water ."]
   examples = [{"inputs": vocab.encode(s) + [1], "targets_pretokenized": s}

@@ -16,7 +16,8 @@ def _drop(x, rate, key, **kw):
 def test_keep_rate_within_binomial_tolerance(rate):
   n = 1 << 20
   for seed in range(3):
-    kept = int((_drop(jnp.ones((64, n // 64)), rate, jax.random.key(seed)) != 0).sum())
+    out = _drop(jnp.ones((64, n // 64)), rate, jax.random.key(seed))
+    kept = int((out != 0).sum())
     sigma = np.sqrt(n * rate * (1 - rate))
     assert abs(kept - n * (1 - rate)) < 4.5 * sigma, (seed, kept)
 
@@ -29,7 +30,8 @@ def test_kept_values_scaled_by_inverse_keep_prob():
 
 
 def test_bits_are_uniform_and_adjacent_bits_uncorrelated():
-  bits = np.asarray(dropout.mask_bits(jax.random.key(7), (256, 1024)), np.float64)
+  bits = dropout.mask_bits(jax.random.key(7), (256, 1024))
+  bits = np.asarray(bits, np.float64)
   u = bits / 2**32
   counts = np.histogram(u, bins=16, range=(0, 1))[0]
   expected = u.size / 16

@@ -80,14 +80,16 @@ def test_nmt3_parameter_count():
   cfg = model_lib.preset("nmt3", 64000)
   tokens = jnp.ones((1, 4), jnp.int32)
   shapes = jax.eval_shape(
-      lambda: model_lib.Transformer(cfg).init(jax.random.key(0), tokens, tokens))
+      lambda: model_lib.Transformer(cfg).init(jax.random.key(0), tokens,
+                                              tokens))
   assert sum(x.size for x in jax.tree.leaves(shapes["params"])) == 54_839_296
 
 
 def test_bfloat16_logits_close_to_float32():
   model, params, enc, dec = _setup()
   f32 = model.apply({"params": params}, enc, dec)
-  bf16_model = model_lib.Transformer(model_lib.preset("tiny", VOCAB, dtype="bfloat16"))
+  bf16_model = model_lib.Transformer(
+      model_lib.preset("tiny", VOCAB, dtype="bfloat16"))
   bf16 = bf16_model.apply({"params": params}, enc, dec)
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, f32, atol=0.1, rtol=0.05)
@@ -106,4 +108,5 @@ def test_preset_rejects_unknown_names():
 def test_bench_and_nmt6_presets():
   assert model_lib.preset("bench", 8192).num_heads * 64 == 256
   cfg = model_lib.preset("nmt6", 64000)
-  assert (cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.emb_dim) == (6, 6, 512)
+  assert cfg.num_encoder_layers == cfg.num_decoder_layers == 6
+  assert cfg.emb_dim == 512
