@@ -1,0 +1,352 @@
+"""Run a plan's phases in dependency order, idempotently: `run_plan`.
+
+Each phase is one trainer subprocess with MODEL_DIR
+`RUNS_DIR/<experiment>/<run>/<phase>/`; its output is appended to
+`MODEL_DIR/log.txt`. The phase is finished iff `MODEL_DIR/checkpoint_<steps>`
+exists, so a re-run never redoes a finished phase, and re-running a
+half-finished one resumes it (the engine restores MODEL_DIR's latest
+checkpoint). A failed phase does not stop the sweep: phases that start from it
+are skipped, and every failure is listed at the end with its log.
+
+    [1/4] ro_fr/pretrain_s2000/pretrain: running (2000 steps)
+    [2/4] ro_fr/ptjf_r0.1/finetune: running (1000 steps)
+    [3/4] ro_fr/ptjf_r0.3/finetune: FAILED (exit 1); log runs/ro_fr/ptjf_r0.3/finetune/log.txt
+    [4/4] ro_fr/ptjf_r0.5/finetune: done before (checkpoint_1000), reused
+"""
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+from typing import Callable, Iterable, Sequence
+
+from ptjf.errors import UserError
+from ptjf.launch import plan as plan_lib
+from ptjf.launch import t5x
+
+DEFAULT_RUNS_DIR = "runs"
+LOG_FILE = "log.txt"
+PHASE_FILE = "ptjf_phase.json"
+_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """Everything a trainer command needs for one phase."""
+  experiment: plan_lib.Experiment
+  run: plan_lib.Run
+  phase: plan_lib.Phase
+  model_dir: pathlib.Path
+  init_checkpoint: pathlib.Path | None
+  corpus_dir: str | None
+
+  @property
+  def key(self) -> str:
+    return f"{self.experiment.name}/{self.run.name}/{self.phase.name}"
+
+
+CommandBuilder = Callable[[Job], list[str]]
+
+
+@dataclasses.dataclass
+class Summary:
+  """What one invocation did, phase keys "experiment/run/phase"."""
+  ran: list[str] = dataclasses.field(default_factory=list)
+  reused: list[str] = dataclasses.field(default_factory=list)
+  planned: list[str] = dataclasses.field(default_factory=list)   # dry run
+  failed: list[tuple[str, pathlib.Path]] = dataclasses.field(
+      default_factory=list)
+  skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+  @property
+  def ok(self) -> bool:
+    return not self.failed and not self.skipped
+
+
+def checkpoint_dir(model_dir: pathlib.Path, step: int) -> pathlib.Path:
+  return model_dir / f"checkpoint_{step}"
+
+
+def latest_checkpoint(model_dir: pathlib.Path) -> int | None:
+  """The highest step with a checkpoint_<step> directory in model_dir."""
+  if not model_dir.is_dir():
+    return None
+  steps = [int(m.group(1)) for p in model_dir.iterdir()
+           if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
+  return max(steps, default=None)
+
+
+def is_finished(model_dir: pathlib.Path, steps: int) -> bool:
+  """The contract: a phase is finished iff checkpoint_<TRAIN_STEPS> exists."""
+  return checkpoint_dir(model_dir, steps).is_dir()
+
+
+# --- commands ----------------------------------------------------------------
+
+def _mixture_bindings(job: Job) -> list[str]:
+  """gin bindings that make MIXTURE_OR_TASK_NAME the phase's tasks."""
+  phase = job.phase
+  if phase.tau is not None:
+    fn, args = "temperature_mixture", {"tasks": list(phase.tasks),
+                                       "tau": phase.tau}
+  elif phase.rates is not None:
+    fn, args = "rate_mixture", {"tasks": list(phase.tasks),
+                                "rates": list(phase.rates)}
+  else:
+    fn, args = "local_task", {"name": phase.tasks[0]}
+  if job.corpus_dir:
+    args["corpus_dir"] = job.corpus_dir
+  return ([f"MIXTURE_OR_TASK_NAME = @{fn}()"]
+          + [f"{fn}.{k} = {t5x.gin_literal(v)}" for k, v in args.items()])
+
+
+def _macros(job: Job) -> dict:
+  """Experiment-wide macros, then the experiment's and phase's overrides."""
+  exp = job.experiment
+  return {"TRAIN_STEPS": job.phase.steps, "BATCH_SIZE": exp.batch_size,
+          "TASK_FEATURE_LENGTHS": dict(exp.feature_lengths),
+          **exp.overrides, **dict(job.phase.overrides)}
+
+
+_LOCAL_START_GIN = {"scratch": [], "params_only": ["local/finetune_params_only.gin"],
+                    "continue": ["local/continue.gin"]}
+
+
+def local_command(job: Job) -> list[str]:
+  """`python -P -m ptjf.cli train ...` for the local engine (design.md s. 3)."""
+  exp = job.experiment
+  gin_dir = t5x.ptjf_root() / "gin"
+  command = [sys.executable, "-P", "-m", "ptjf.cli", "train",
+             f"--gin_search_paths={gin_dir}",
+             "--gin_file=local/base.gin",
+             f"--gin_file=local/model_{exp.model}.gin",
+             f"--gin_file=local/{exp.optimizer}.gin"]
+  command += [f"--gin_file={f}" for f in _LOCAL_START_GIN[job.phase.start]]
+  command.append(f"--gin.MODEL_DIR={t5x.gin_literal(job.model_dir)}")
+  command += [f"--gin.{k}={t5x.gin_literal(v)}" for k, v in _macros(job).items()]
+  if job.init_checkpoint:
+    command.append(
+        f"--gin.INITIAL_CHECKPOINT_PATH={t5x.gin_literal(job.init_checkpoint)}")
+  command += [f"--gin_bindings={b}" for b in _mixture_bindings(job)]
+  return command
+
+
+def t5x_command(job: Job) -> list[str]:
+  """The real-T5X command of a two-task phase (gin/ptjf_nmt3_*.gin macros)."""
+  exp, phase = job.experiment, job.phase
+  if phase.tau is not None or len(phase.tasks) > 2:
+    raise UserError(f"{job.key}: engine t5x runs one- or two-task phases "
+                    "here; for temperature mixtures use `ptjf tpu run` or "
+                    "engine = \"local\"")
+  macros = {"HIGH_TASK": exp.high[0], "LOW_TASK": exp.low[0], **_macros(job)}
+  if phase.rates is not None:
+    rates = dict(zip(phase.tasks, phase.rates))
+    macros["HIGH_RATE"] = rates.get(exp.high[0], 0.0)
+    macros["LOW_RATE"] = rates.get(exp.low[0], 0.0)
+    gin_file = exp.t5x_gin["mixture"]
+  else:
+    macros["HIGH_TASK"] = phase.tasks[0]
+    gin_file = exp.t5x_gin["single"]
+  if job.corpus_dir:
+    macros["CORPUS_DIR"] = job.corpus_dir
+  return t5x.train_command(t5x.T5xPhase(
+      gin_files=(gin_file,), model_dir=str(job.model_dir), macros=macros,
+      start=phase.start,
+      init_checkpoint=str(job.init_checkpoint) if job.init_checkpoint else None),
+      python=sys.executable)
+
+
+def default_command_builder(engine: str) -> CommandBuilder:
+  return {"local": local_command, "t5x": t5x_command}[engine]
+
+
+# --- phase records -----------------------------------------------------------
+
+def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
+                 required: bool) -> tuple[dict[str, int], str | None]:
+  """({task: train examples}, corpus_hash) of the plan's tasks.
+
+  With `required` a missing corpus or task is a UserError before anything
+  runs; otherwise what cannot be found is left out.
+  """
+  from ptjf.tasks import layout  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(corpus_dir) if corpus_dir else layout.default_corpus_dir()
+  corpus = layout.CorpusLayout(root)
+  if not corpus.vocab_model.is_file() and not required:
+    return {}, None
+  from ptjf.tasks import local  # pylint: disable=g-import-not-at-top
+  tasks = {t for run in exp.runs for p in run.phases for t in p.tasks}
+  sizes = {t: local.train_size(t, "examples", root) for t in sorted(tasks)}
+  corpus_hash = None
+  if corpus.manifest.is_file():
+    corpus_hash = json.loads(corpus.manifest.read_text()).get("corpus_hash")
+  return sizes, corpus_hash
+
+
+def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
+                 corpus_hash: str | None) -> dict:
+  """The ptjf_phase.json of a phase (design.md section 4)."""
+  from ptjf.tasks import mixing  # pylint: disable=g-import-not-at-top
+  phase, exp = job.phase, job.experiment
+  if phase.rates is not None:
+    rates = mixing.normalize(dict(zip(phase.tasks, phase.rates)))
+  elif phase.tau is not None:
+    known = {t: sizes[t] for t in phase.tasks if t in sizes}
+    rates = (mixing.temperature_rates(known, phase.tau)
+             if len(known) == len(phase.tasks) else {})
+  else:
+    rates = {phase.tasks[0]: 1.0}
+  start_from = None
+  if job.init_checkpoint:
+    start_from = str(job.init_checkpoint.relative_to(runs_dir / exp.name))
+  record = {
+      "experiment": exp.name, "run": job.run.name, "method": job.run.method,
+      "phase": phase.name, "rates": rates, "steps": phase.steps,
+      "batch_size": exp.batch_size,
+      "start": {"mode": phase.start, "from": start_from},
+      "corpus_hash": corpus_hash, "engine": exp.engine}
+  if phase.tau is not None:
+    record["tau"] = phase.tau
+  if sizes:
+    record["task_sizes"] = {t: sizes[t] for t in phase.tasks if t in sizes}
+  overrides = {**exp.overrides, **dict(phase.overrides)}
+  if overrides:
+    record["overrides"] = overrides
+  return record
+
+
+# --- running -----------------------------------------------------------------
+
+def _run_logged(command: Sequence[str], log_path: pathlib.Path,
+                show: Callable[[str], None]) -> int:
+  """Runs `command`, appending its output to log_path; returns the exit code."""
+  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec="seconds")
+  with open(log_path, "a", encoding="utf-8") as log:
+    log.write(f"=== {stamp} {' '.join(command)}\n")
+    log.flush()
+    with subprocess.Popen(command, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env,
+                          errors="replace") as proc:
+      for line in proc.stdout:
+        log.write(line)
+        log.flush()
+        show(line.rstrip())
+    log.write(f"=== exit {proc.returncode}\n")
+  return proc.returncode
+
+
+def _engine_echo(prefix: str) -> Callable[[str], None]:
+  """Shows the engine's latest output line in place, on a terminal only."""
+  if not sys.stdout.isatty():
+    return lambda line: None
+  width = 100
+
+  def show(line: str) -> None:
+    if line:
+      text = f"{prefix} | {line}"[:width]
+      print(f"\r{text:<{width}}", end="", flush=True)
+  return show
+
+
+def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RUNS_DIR,
+             *, only_runs: Iterable[str] | None = None, dry_run: bool = False,
+             command_builder: CommandBuilder | None = None,
+             corpus_dir: str | None = None) -> Summary:
+  """Runs (or with dry_run, lists) the plan's phases; see the module doc.
+
+  only_runs: run names; their phases and what they start from are run.
+  command_builder: Job -> argv (default: the experiment engine's trainer).
+  corpus_dir: overrides the plan's corpus_dir.
+  """
+  runs_dir = pathlib.Path(runs_dir).resolve()
+  corpus_dir = corpus_dir or exp.corpus_dir
+  if corpus_dir:
+    corpus_dir = str(pathlib.Path(corpus_dir).resolve())
+  keys = plan_lib.order(
+      exp, None if only_runs is None else plan_lib.run_keys(exp, only_runs))
+  phases = exp.phases()
+  summary = Summary()
+  if dry_run:
+    print(f"plan {exp.name} ({exp.engine} engine), runs in "
+          f"{runs_dir / exp.name}:")
+    for line in plan_lib.cost_lines(exp, keys):
+      print(f"  {line}")
+  real_engine = command_builder is None
+  builder = command_builder or default_command_builder(exp.engine)
+  sizes, corpus_hash = {}, None
+  if not dry_run:
+    sizes, corpus_hash = corpus_facts(
+        exp, corpus_dir, required=real_engine and exp.engine == "local")
+  failed_keys: set[str] = set()
+  for i, key in enumerate(keys, 1):
+    run, phase = phases[key]
+    model_dir = runs_dir / exp.name / run.name / phase.name
+    init = None
+    if phase.parent:
+      init = checkpoint_dir(runs_dir / exp.name / phase.parent,
+                            phases[phase.parent][1].steps)
+    job = Job(exp, run, phase, model_dir, init, corpus_dir)
+    head = f"[{i}/{len(keys)}] {job.key}:"
+    if is_finished(model_dir, phase.steps):
+      summary.reused.append(job.key)
+      print(f"{head} done before (checkpoint_{phase.steps}), reused")
+      continue
+    if phase.parent in failed_keys:
+      failed_keys.add(key)
+      reason = f"needs {exp.name}/{phase.parent}, which did not finish"
+      summary.skipped.append((job.key, reason))
+      print(f"{head} skipped: {reason}")
+      continue
+    latest = latest_checkpoint(model_dir)
+    state = (f"resuming from checkpoint_{latest}" if latest is not None
+             else "running")
+    if dry_run:
+      summary.planned.append(job.key)
+      print(f"{head} would be {state} ({phase.steps} steps)")
+      continue
+    command = builder(job)
+    print(f"{head} {state} ({phase.steps} steps)", flush=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / PHASE_FILE).write_text(json.dumps(
+        phase_record(job, runs_dir, sizes, corpus_hash), indent=1) + "\n")
+    log_path = model_dir / LOG_FILE
+    code = _run_logged(command, log_path, _engine_echo(head))
+    if sys.stdout.isatty():
+      print("\r" + " " * 100 + "\r", end="")
+    if code == 0 and is_finished(model_dir, phase.steps):
+      summary.ran.append(job.key)
+      print(f"{head} finished")
+      continue
+    failed_keys.add(key)
+    why = (f"exit {code}" if code else
+           f"exit 0 but no checkpoint_{phase.steps}")
+    summary.failed.append((job.key, log_path))
+    print(f"{head} FAILED ({why}); log {log_path}")
+  _report(exp, keys, summary, runs_dir, dry_run)
+  return summary
+
+
+def _report(exp: plan_lib.Experiment, keys: Sequence[str], summary: Summary,
+            runs_dir: pathlib.Path, dry_run: bool) -> None:
+  """The closing lines: nothing to do, counts, and every failure's log."""
+  where = runs_dir / exp.name
+  if len(summary.reused) == len(keys):
+    print(f"nothing to do: all {len(keys)} phases are finished in {where}")
+    return
+  if dry_run:
+    print(f"dry run: {len(summary.planned)} phases to run, "
+          f"{len(summary.reused)} finished; nothing was started")
+    return
+  print(f"{len(summary.ran)} phases ran, {len(summary.reused)} reused, "
+        f"{len(summary.failed)} failed, {len(summary.skipped)} skipped "
+        f"({where})")
+  for key, log_path in summary.failed:
+    print(f"  failed: {key}: see {log_path}")
+  for key, reason in summary.skipped:
+    print(f"  skipped: {key}: {reason}")

@@ -1,0 +1,555 @@
+"""Experiment plans: experiment -> runs -> phases, built from a TOML file.
+
+A *phase* is one training job (one MODEL_DIR); a *run* is the phases of one
+point of a figure (a PTJF fine-tune at rate 0.3, a scalarization run ...).
+A phase may start from another run's phase, so a PTJF grid shares ONE
+pre-training run among all its fine-tune runs:
+
+    ro_fr/pretrain_s2000/pretrain          scratch, high task only, 2000 steps
+    ro_fr/ptjf_r0.3/finetune               params_only from the above, 1000 steps
+    ro_fr/ptjf_r0.5/finetune               params_only from the same, 1000 steps
+
+Rates are the LOW-resource task's sampling rate (the paper's grid i/10, as
+`ptjf.tasks.mixing.static_grid`); with more than two tasks a temperature tau
+is given instead. Sweep kinds (`[[sweep]] kind = ...`), each crossed with
+optional `lrs` / `dropouts` / `warmups` grids:
+
+- `scalarization`: joint training from scratch, `steps` (one int or a list,
+  e.g. [N1, N1 + N2]) for every rate / tau.
+- `ptjf`: pre-train `pretrain_steps` on the high task(s), then per rate a
+  params-only fine-tune of `finetune_steps` on all tasks.
+- `restart`: scalarization for `pretrain_steps`, then a params-only reset and
+  `finetune_steps` more at the same rate.
+- `transfer`: pre-train on the high task(s), fine-tune on the low task(s)
+  alone (the paper's Figure 6).
+- `pretrain_length`: PTJF with `pretrain_steps` a list and either
+  `finetune_steps` fixed or `total_steps` fixed (fine-tune = total - pre).
+
+Runs can also be written out as `[[run]]` tables with `[[run.phase]]`
+entries (see `_explicit_run`). `load_plan(path_or_name)` reads a plan file or
+a built-in plan (`launch/plans/<name>.toml`) and validates it; every mistake
+is a one-line `UserError`.
+"""
+import dataclasses
+import itertools
+import pathlib
+import tomllib
+from typing import Any, Iterable, Mapping, Sequence
+
+from ptjf.errors import UserError
+
+ENGINES = ("local", "t5x")
+START_MODES = ("scratch", "params_only", "continue")
+KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length")
+# Grids that can be crossed with any sweep: plan key -> (gin macro, run suffix).
+CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"), "dropouts": ("DROPOUT_RATE", "d"),
+               "warmups": ("WARMUP_STEPS", "w")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One training job.
+
+  tasks: the tasks trained on; with `rates` (same order, normalised by the
+    engine) a static mixture, with `tau` a temperature mixture, with one task
+    and neither the task alone.
+  start: "scratch", "params_only" (PTJF reset) or "continue".
+  parent: "run/phase" whose final checkpoint this phase starts from.
+  overrides: gin macros for this phase (LEARNING_RATE, WARMUP_STEPS ...).
+  """
+  name: str
+  tasks: tuple[str, ...]
+  steps: int
+  rates: tuple[float, ...] | None = None
+  tau: float | None = None
+  start: str = "scratch"
+  parent: str | None = None
+  overrides: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """The phases of one point of a figure; `method` goes to ptjf_phase.json."""
+  name: str
+  method: str
+  phases: tuple[Phase, ...]
+
+
+@dataclasses.dataclass
+class Experiment:
+  """A validated plan: settings shared by every phase, and the runs."""
+  name: str
+  engine: str
+  model: str
+  optimizer: str
+  high: tuple[str, ...]
+  low: tuple[str, ...]
+  batch_size: int
+  feature_lengths: dict[str, int]
+  runs: list[Run]
+  corpus_dir: str | None = None
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  t5x_gin: dict[str, str] = dataclasses.field(default_factory=dict)
+
+  def phases(self) -> dict[str, tuple[Run, Phase]]:
+    """'run/phase' -> (run, phase), in plan order."""
+    return {f"{run.name}/{phase.name}": (run, phase)
+            for run in self.runs for phase in run.phases}
+
+
+def _fmt(value: float) -> str:
+  """A rate or LR as a short run-name suffix: 0.3 -> '0.3', 1e-3 -> '0.001'."""
+  return f"{value:g}"
+
+
+def _tasks(value: Any, field: str) -> tuple[str, ...]:
+  if isinstance(value, str):
+    value = [value]
+  if (not isinstance(value, list) or not value
+      or not all(isinstance(t, str) and t for t in value)):
+    raise UserError(f"[experiment] {field} must be a task name or a list of "
+                    "task names, e.g. \"translate_en_ro\"")
+  return tuple(value)
+
+
+def _positive_int(value: Any, where: str) -> int:
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise UserError(f"{where} = {value!r} is not a positive whole number of "
+                    "steps: give e.g. 1000")
+  return value
+
+
+def _rate(value: Any, where: str) -> float:
+  if (isinstance(value, bool) or not isinstance(value, (int, float))
+      or not 0 < value < 1):
+    raise UserError(f"{where}: rate {value!r} is outside (0, 1): give the low "
+                    "task's sampling rate, e.g. 0.3")
+  return float(value)
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Iterable[str],
+                where: str) -> None:
+  allowed = set(allowed)
+  for key in table:
+    if key not in allowed:
+      raise UserError(f"unknown field {key!r} in {where}: use one of "
+                      f"{', '.join(sorted(allowed))}")
+
+
+# --- built-in sweep kinds ----------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Mix:
+  """The joint mixture of one grid point: a low-task rate or a tau."""
+  suffix: str
+  rates: tuple[float, ...] | None
+  tau: float | None
+
+
+def _grid(sweep: Mapping[str, Any], exp: "Experiment", where: str) -> list[_Mix]:
+  """Mixture points of a sweep: `rates` (two tasks) or `taus` (any number)."""
+  tasks = exp.high + exp.low
+  if "rates" in sweep and "taus" in sweep:
+    raise UserError(f"{where} has both rates and taus: give one of them")
+  if "rates" in sweep:
+    if len(exp.high) != 1 or len(exp.low) != 1:
+      raise UserError(f"{where}: rates need exactly one high and one low task "
+                      f"(have {len(tasks)} tasks): use taus = [...] instead")
+    rates = sweep["rates"]
+    if not isinstance(rates, list) or not rates:
+      raise UserError(f"{where}: rates must be a non-empty list, e.g. "
+                      "[0.1, 0.3, 0.5]")
+    return [_Mix(f"r{_fmt(r)}", (round(1 - r, 12), r), None)
+            for r in (_rate(r, where) for r in rates)]
+  if "taus" in sweep:
+    taus = sweep["taus"]
+    if (not isinstance(taus, list) or not taus or not all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0
+        for t in taus)):
+      raise UserError(f"{where}: taus must be a non-empty list of positive "
+                      "temperatures, e.g. [1, 3.33]")
+    return [_Mix(f"t{_fmt(t)}", None, float(t)) for t in taus]
+  raise UserError(f"{where} has no mixture grid: give rates = [0.1, ...] (two "
+                  "tasks) or taus = [3.33] (any number of tasks)")
+
+
+def _pretrain_mix(exp: "Experiment") -> dict[str, Any]:
+  """Pre-training on the high task(s): alone, or proportional to size."""
+  return {"tasks": exp.high, "tau": None if len(exp.high) == 1 else 1.0}
+
+
+def _steps_list(value: Any, where: str) -> list[int]:
+  values = value if isinstance(value, list) else [value]
+  if not values:
+    raise UserError(f"{where} is an empty list: give at least one step count")
+  return [_positive_int(v, where) for v in values]
+
+
+def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
+                suffix: str, overrides: tuple) -> list[Run]:
+  """The runs of one sweep table for one point of its cross grids."""
+  kind = sweep["kind"]
+  prefix = sweep.get("prefix", {"scalarization": "scal",
+                               "pretrain_length": "ptjf"}.get(kind, kind))
+  all_tasks = exp.high + exp.low
+  joint = lambda m: {"tasks": all_tasks, "rates": m.rates, "tau": m.tau}
+  runs = []
+
+  def pretrain_run(steps: int) -> tuple[Run, str]:
+    name = f"pretrain_s{steps}{suffix}"
+    run = Run(name, "pretrain", (Phase("pretrain", steps=steps,
+                                       overrides=overrides,
+                                       **_pretrain_mix(exp)),))
+    runs.append(run)
+    return run, f"{name}/pretrain"
+
+  if kind == "scalarization":
+    lengths = _steps_list(sweep.get("steps"), f"{where} steps")
+    for steps, mix in itertools.product(lengths, _grid(sweep, exp, where)):
+      tag = f"_s{steps}" if len(lengths) > 1 else ""
+      runs.append(Run(f"{prefix}_{mix.suffix}{tag}{suffix}", "scalarization",
+                      (Phase("main", steps=steps, overrides=overrides,
+                             **joint(mix)),)))
+  elif kind in ("ptjf", "transfer", "pretrain_length"):
+    if kind == "pretrain_length":
+      pre_list = _steps_list(sweep.get("pretrain_steps"),
+                             f"{where} pretrain_steps")
+      if ("finetune_steps" in sweep) == ("total_steps" in sweep):
+        raise UserError(f"{where}: give exactly one of finetune_steps (fixed) "
+                        "or total_steps (fine-tune = total - pre-train)")
+    else:
+      pre_list = [_positive_int(sweep.get("pretrain_steps"),
+                                f"{where} pretrain_steps")]
+    for pre in pre_list:
+      if "total_steps" in sweep:
+        fine = _positive_int(sweep["total_steps"], f"{where} total_steps") - pre
+        _positive_int(fine, f"{where} total_steps - pretrain_steps {pre}")
+      else:
+        fine = _positive_int(sweep.get("finetune_steps"),
+                             f"{where} finetune_steps")
+      _, parent = pretrain_run(pre)
+      tag = f"_p{pre}" if kind == "pretrain_length" else ""
+      if kind == "transfer":
+        mixes = [{"tasks": exp.low, "tau": None if len(exp.low) == 1 else 1.0}]
+        names = [f"{prefix}{suffix}"]
+      else:
+        grid = _grid(sweep, exp, where)
+        mixes = [joint(m) for m in grid]
+        names = [f"{prefix}{tag}_{m.suffix}{suffix}" for m in grid]
+      for name, mix in zip(names, mixes):
+        runs.append(Run(name, "transfer" if kind == "transfer" else "ptjf",
+                        (Phase("finetune", steps=fine, start="params_only",
+                               parent=parent, overrides=overrides, **mix),)))
+  elif kind == "restart":
+    pre = _positive_int(sweep.get("pretrain_steps"), f"{where} pretrain_steps")
+    fine = _positive_int(sweep.get("finetune_steps"), f"{where} finetune_steps")
+    for mix in _grid(sweep, exp, where):
+      name = f"{prefix}_{mix.suffix}{suffix}"
+      runs.append(Run(name, "restart", (
+          Phase("main", steps=pre, overrides=overrides, **joint(mix)),
+          Phase("restart", steps=fine, start="params_only",
+                parent=f"{name}/main", overrides=overrides, **joint(mix)))))
+  return runs
+
+
+_SWEEP_KEYS = {
+    "scalarization": {"steps", "rates", "taus"},
+    "ptjf": {"pretrain_steps", "finetune_steps", "rates", "taus"},
+    "restart": {"pretrain_steps", "finetune_steps", "rates", "taus"},
+    "transfer": {"pretrain_steps", "finetune_steps"},
+    "pretrain_length": {"pretrain_steps", "finetune_steps", "total_steps",
+                        "rates", "taus"},
+}
+
+
+def sweep_runs(sweep: Mapping[str, Any], exp: "Experiment",
+               where: str = "[[sweep]]") -> list[Run]:
+  """All runs of one `[[sweep]]` table, crossed with its lrs/dropouts/warmups.
+
+  >>> exp = Experiment("x", "local", "tiny", "nmt_adam", ("fr",), ("ro",), 8,
+  ...                  {}, [])
+  >>> [r.name for r in sweep_runs({"kind": "ptjf", "pretrain_steps": 20,
+  ...   "finetune_steps": 10, "rates": [0.1, 0.5], "dropouts": [0, 0.1]}, exp)]
+  ... # doctest: +NORMALIZE_WHITESPACE
+  ['pretrain_s20_d0', 'ptjf_r0.1_d0', 'ptjf_r0.5_d0',
+   'pretrain_s20_d0.1', 'ptjf_r0.1_d0.1', 'ptjf_r0.5_d0.1']
+  """
+  kind = sweep.get("kind")
+  if kind not in KINDS:
+    raise UserError(f"unknown sweep kind {kind!r} in {where}: use one of "
+                    f"{', '.join(KINDS)}")
+  where = f"{where} (kind {kind})"
+  _check_keys(sweep, _SWEEP_KEYS[kind] | set(CROSS_GRIDS)
+              | {"kind", "prefix", "overrides"}, where)
+  base = _overrides(sweep.get("overrides", {}), where)
+  grids = []
+  for key, (macro, tag) in CROSS_GRIDS.items():
+    if key in sweep:
+      values = sweep[key]
+      if (not isinstance(values, list) or not values or not all(
+          isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+          for v in values)):
+        raise UserError(f"{where}: {key} must be a non-empty list of numbers "
+                        ">= 0")
+      grids.append([(macro, f"_{tag}{_fmt(v)}", v) for v in values])
+  runs = []
+  for point in itertools.product(*grids):
+    suffix = "".join(s for _, s, _ in point)
+    overrides = tuple({**base, **{m: v for m, _, v in point}}.items())
+    runs += _sweep_runs(sweep, exp, where, suffix, overrides)
+  return runs
+
+
+def _overrides(value: Any, where: str) -> dict[str, Any]:
+  if not isinstance(value, dict):
+    raise UserError(f"{where}: overrides must be a table of gin macros, e.g. "
+                    "{LEARNING_RATE = 1e-3}")
+  for key in value:
+    if not key.isupper() or not key.replace("_", "").isalnum():
+      raise UserError(f"{where}: override {key!r} is not an ALL_CAPS gin "
+                      "macro: use e.g. LEARNING_RATE, WARMUP_STEPS")
+  return dict(value)
+
+
+_PHASE_KEYS = {"name", "tasks", "rates", "tau", "steps", "start", "from",
+               "overrides"}
+
+
+def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
+  """A `[[run]]` table: name, method, and `[[run.phase]]` entries.
+
+  A phase's `from` names the phase it starts from, "run/phase" or, within the
+  same run, "phase".
+  """
+  _check_keys(table, {"name", "method", "phase"}, where)
+  name = table.get("name")
+  if not isinstance(name, str) or not name or "/" in name:
+    raise UserError(f"{where} needs a name without '/', e.g. name = \"mine\"")
+  phases = []
+  for i, p in enumerate(table.get("phase", [])):
+    pwhere = f"{where} {name!r} phase {i + 1}"
+    _check_keys(p, _PHASE_KEYS, pwhere)
+    tasks = p.get("tasks")
+    if isinstance(tasks, str):
+      tasks = [tasks]
+    if not isinstance(tasks, list) or not tasks:
+      raise UserError(f"{pwhere} has no tasks: give tasks = [\"...\"]")
+    rates = p.get("rates")
+    if rates is not None and (not isinstance(rates, list)
+                              or len(rates) != len(tasks)):
+      raise UserError(f"{pwhere}: give one rate per task ({len(tasks)})")
+    start = p.get("start", "scratch" if "from" not in p else "params_only")
+    if start not in START_MODES:
+      raise UserError(f"{pwhere}: unknown start {start!r}: use one of "
+                      f"{', '.join(START_MODES)}")
+    parent = p.get("from")
+    if parent is not None and "/" not in parent:
+      parent = f"{name}/{parent}"
+    phases.append(Phase(
+        name=p.get("name", "main"), tasks=tuple(tasks),
+        steps=_positive_int(p.get("steps"), f"{pwhere} steps"),
+        rates=tuple(float(r) for r in rates) if rates else None,
+        tau=p.get("tau"), start=start, parent=parent,
+        overrides=tuple(_overrides(p.get("overrides", {}), pwhere).items())))
+  if not phases:
+    raise UserError(f"{where} {name!r} has no [[run.phase]]: give at least one")
+  return Run(name, table.get("method", "custom"), tuple(phases))
+
+
+# --- loading and validation --------------------------------------------------
+
+_EXPERIMENT_KEYS = {"name", "engine", "model", "optimizer", "high", "low",
+                    "batch_size", "feature_lengths", "corpus_dir", "overrides",
+                    "t5x_gin"}
+DEFAULT_T5X_GIN = {"single": "gin/ptjf_nmt3_pretrain.gin",
+                   "mixture": "gin/ptjf_nmt3_scalarization.gin"}
+
+
+def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
+  """An Experiment from a parsed plan; `overrides` replace [experiment] keys."""
+  _check_keys(data, {"experiment", "sweep", "run"}, "the plan")
+  settings = {**data.get("experiment", {}), **overrides}
+  _check_keys(settings, _EXPERIMENT_KEYS, "[experiment]")
+  for key in ("name", "high", "low"):
+    if key not in settings:
+      raise UserError(f"[experiment] has no {key!r}: add e.g. "
+                      + {"name": 'name = "ro_fr"',
+                         "high": 'high = "translate_en_fr"',
+                         "low": 'low = "translate_en_ro"'}[key])
+  engine = settings.get("engine", "local")
+  if engine not in ENGINES:
+    raise UserError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+  exp = Experiment(
+      name=str(settings["name"]), engine=engine,
+      model=settings.get("model", "small"),
+      optimizer=settings.get("optimizer", "nmt_adam"),
+      high=_tasks(settings["high"], "high"), low=_tasks(settings["low"], "low"),
+      batch_size=_positive_int(settings.get("batch_size", 32),
+                               "[experiment] batch_size"),
+      feature_lengths=dict(settings.get("feature_lengths",
+                                        {"inputs": 32, "targets": 32})),
+      runs=[],
+      corpus_dir=(str(settings["corpus_dir"])
+                  if settings.get("corpus_dir") else None),
+      overrides=_overrides(settings.get("overrides", {}), "[experiment]"),
+      t5x_gin={**DEFAULT_T5X_GIN, **settings.get("t5x_gin", {})})
+  if set(exp.high) & set(exp.low):
+    raise UserError("a task is both high and low: give each task once")
+  runs = []
+  for i, sweep in enumerate(data.get("sweep", [])):
+    runs += sweep_runs(sweep, exp, f"[[sweep]] {i + 1}")
+  for i, table in enumerate(data.get("run", [])):
+    runs.append(_explicit_run(table, f"[[run]] {i + 1}"))
+  exp.runs = _dedupe(runs)
+  if not exp.runs:
+    raise UserError("the plan has no runs: add a [[sweep]] or [[run]] table")
+  validate(exp)
+  return exp
+
+
+def _dedupe(runs: Sequence[Run]) -> list[Run]:
+  """Runs by name, once; two sweeps may share a pre-training run."""
+  seen: dict[str, Run] = {}
+  for run in runs:
+    if run.name in seen and seen[run.name] != run:
+      raise UserError(f"two different runs are named {run.name!r}: give one "
+                      "of the sweeps a prefix = \"...\"")
+    seen.setdefault(run.name, run)
+  return list(seen.values())
+
+
+def validate(exp: Experiment) -> None:
+  """UserError for a broken reference, start or dependency cycle."""
+  phases = exp.phases()
+  for key, (_, phase) in phases.items():
+    if phase.start == "scratch" and phase.parent:
+      raise UserError(f"{key} starts from scratch but names a parent "
+                      f"{phase.parent!r}: use start = \"params_only\" or "
+                      "\"continue\"")
+    if phase.start != "scratch" and not phase.parent:
+      raise UserError(f"{key} starts {phase.start!r} but names no phase to "
+                      "start from: add from = \"run/phase\"")
+    if phase.parent and phase.parent not in phases:
+      raise UserError(f"{key} starts from unknown phase {phase.parent!r}: "
+                      f"use one of {', '.join(phases)}")
+    if phase.rates is not None:
+      if len(phase.rates) != len(phase.tasks) or any(r <= 0
+                                                     for r in phase.rates):
+        raise UserError(f"{key}: give one positive rate per task")
+    if len(phase.tasks) > 1 and phase.rates is None and phase.tau is None:
+      raise UserError(f"{key} has {len(phase.tasks)} tasks but no rates or "
+                      "tau: give one of them")
+  order(exp)
+
+
+def order(exp: Experiment, keys: Iterable[str] | None = None) -> list[str]:
+  """Phase keys, every phase after the phase it starts from (plan order else).
+
+  `keys` limits the result to those phases and what they depend on.
+  """
+  phases = exp.phases()
+  result: list[str] = []
+  state: dict[str, str] = {}
+
+  def visit(key: str, path: list[str]) -> None:
+    if state.get(key) == "done":
+      return
+    if state.get(key) == "visiting":
+      raise UserError("phases start from each other in a cycle: "
+                      f"{' -> '.join(path + [key])}; break the cycle")
+    state[key] = "visiting"
+    parent = phases[key][1].parent
+    if parent:
+      visit(parent, path + [key])
+    state[key] = "done"
+    result.append(key)
+
+  for key in (phases if keys is None else keys):
+    visit(key, [])
+  return result
+
+
+def run_keys(exp: Experiment, runs: Iterable[str]) -> list[str]:
+  """Phase keys of the named runs, after checking the names."""
+  by_name = {run.name: run for run in exp.runs}
+  keys = []
+  for name in runs:
+    if name not in by_name:
+      raise UserError(f"no run {name!r} in plan {exp.name!r}: use one of "
+                      f"{', '.join(by_name)}")
+    keys += [f"{name}/{p.name}" for p in by_name[name].phases]
+  return keys
+
+
+def cost_lines(exp: Experiment, keys: Sequence[str]) -> list[str]:
+  """Per-run step cost and the total, counting a shared phase once.
+
+  >>> exp = parse_plan({"experiment": {"name": "x", "high": "fr", "low": "ro"},
+  ...   "sweep": [{"kind": "ptjf", "pretrain_steps": 200,
+  ...              "finetune_steps": 100, "rates": [0.1, 0.5]}]})
+  >>> print("\\n".join(cost_lines(exp, order(exp))))
+  pretrain_s200                       200 steps
+  ptjf_r0.1                           100 steps (+ 200 in pretrain_s200)
+  ptjf_r0.5                           100 steps (+ 200 in pretrain_s200)
+  total: 400 steps in 3 phases (600 if nothing were shared)
+  """
+  phases = exp.phases()
+
+  def ancestry(key: str) -> list[str]:
+    chain = []
+    while phases[key][1].parent:
+      key = phases[key][1].parent
+      chain.append(key)
+    return chain
+
+  # Without sharing, every run nobody starts from would train its whole chain.
+  lenders = {phases[a][0].name for k in keys for a in ancestry(k)
+             if phases[a][0] is not phases[k][0]}
+  lines, unshared = [], 0
+  for run in exp.runs:
+    own = [k for k in keys if phases[k][0] is run]
+    if not own:
+      continue
+    steps = sum(phases[k][1].steps for k in own)
+    borrowed = {a for k in own for a in ancestry(k) if phases[a][0] is not run}
+    extra = sum(phases[a][1].steps for a in borrowed)
+    if run.name not in lenders:
+      unshared += steps + extra
+    note = ""
+    if borrowed:
+      note = (f" (+ {extra} in "
+              f"{', '.join(sorted({a.split('/')[0] for a in borrowed}))})")
+    lines.append(f"{run.name:<32} {steps:>6} steps{note}")
+  total = sum(phases[k][1].steps for k in keys)
+  lines.append(f"total: {total} steps in {len(keys)} phases "
+               f"({unshared} if nothing were shared)")
+  return lines
+
+
+def builtin_plan_path(name: str) -> pathlib.Path:
+  """launch/plans/<name>.toml, shipped with ptjf."""
+  path = pathlib.Path(__file__).parent / "plans" / f"{name}.toml"
+  if not path.is_file():
+    names = sorted(p.stem for p in path.parent.glob("*.toml"))
+    raise UserError(f"no plan file or built-in plan {name!r}: give a .toml "
+                    f"path or one of {', '.join(names)}")
+  return path
+
+
+def load_plan(path_or_name: str | pathlib.Path, **overrides: Any) -> Experiment:
+  """Read and validate a plan file, or a built-in plan by name.
+
+  `overrides` replace [experiment] keys, e.g. `corpus_dir="data/demo"`.
+  """
+  path = pathlib.Path(path_or_name)
+  if not path.is_file():
+    if path.suffix or len(path.parts) > 1:
+      raise UserError(f"no plan file {path}: check the path, or give a "
+                      "built-in plan name such as demo")
+    path = builtin_plan_path(str(path_or_name))
+  try:
+    data = tomllib.loads(path.read_text())
+  except tomllib.TOMLDecodeError as e:
+    raise UserError(f"plan {path} is not valid TOML ({e}): fix the "
+                    "file") from None
+  return parse_plan(data, **overrides)

@@ -1,0 +1,190 @@
+"""Running plans (ptjf.launch.execute) with a fake trainer, and once for real."""
+import json
+import pathlib
+import sys
+
+import pytest
+
+from ptjf.launch import execute, plan
+
+# Mimics the engine's contract: resumes from MODEL_DIR's latest checkpoint,
+# writes checkpoint_<step> every 2 steps and at the end, and needs its initial
+# checkpoint to exist. Each call appends "<model_dir> <first step>" to CALLS;
+# it fails when its model dir contains FAIL, and kills itself after writing
+# checkpoint_<KILL_AT> when its model dir contains KILL.
+FAKE_TRAINER = """
+import os, pathlib, re, signal, sys
+model_dir, steps, init = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+calls, fail, kill, kill_at = sys.argv[4:8]
+done = [int(m.group(1)) for p in model_dir.glob("checkpoint_*")
+        if (m := re.match(r"checkpoint_(\\d+)$", p.name))]
+start = max(done, default=0)
+with open(calls, "a") as f:
+  f.write(f"{model_dir} {start}\\n")
+if init and not pathlib.Path(init).is_dir():
+  sys.exit(f"no initial checkpoint {init}")
+if fail and fail in str(model_dir):
+  sys.exit("fake trainer: told to fail")
+for step in range(start + 1, steps + 1):
+  print(f"step {step}/{steps}", flush=True)
+  if step % 2 == 0 or step == steps:
+    (model_dir / f"checkpoint_{step}").mkdir()
+  if kill and kill in str(model_dir) and step == int(kill_at):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+PLAN = {"experiment": {"name": "ro_fr", "high": "translate_en_fr",
+                       "low": "translate_en_ro", "model": "tiny",
+                       "batch_size": 8},
+        "sweep": [{"kind": "ptjf", "pretrain_steps": 6, "finetune_steps": 4,
+                   "rates": [0.3, 0.5]},
+                  {"kind": "scalarization", "steps": 10, "rates": [0.5]}]}
+
+
+class Fake:
+  """A command builder running FAKE_TRAINER; `calls()` lists its runs."""
+
+  def __init__(self, tmp_path: pathlib.Path):
+    self.script = tmp_path / "fake_trainer.py"
+    self.script.write_text(FAKE_TRAINER)
+    self.calls_file = tmp_path / "calls.txt"
+    self.fail = self.kill = ""
+    self.kill_at = 0
+
+  def __call__(self, job: execute.Job) -> list[str]:
+    return [sys.executable, str(self.script), str(job.model_dir),
+            str(job.phase.steps), str(job.init_checkpoint or ""),
+            str(self.calls_file), self.fail, self.kill, str(self.kill_at)]
+
+  def calls(self) -> list[tuple[str, int]]:
+    if not self.calls_file.exists():
+      return []
+    lines = self.calls_file.read_text().splitlines()
+    return [("/".join(pathlib.Path(d).parts[-2:]), int(s))
+            for d, s in (l.split() for l in lines)]
+
+
+@pytest.fixture()
+def fake(tmp_path, monkeypatch) -> Fake:
+  # No corpus: records carry no task sizes, whatever ./data/corpus holds.
+  monkeypatch.setenv("PTJF_CORPUS_DIR", str(tmp_path / "no_corpus"))
+  return Fake(tmp_path)
+
+
+def test_runs_in_order_then_reuses_everything(tmp_path, fake, capsys):
+  exp = plan.parse_plan(PLAN)
+  runs = tmp_path / "runs"
+  summary = execute.run_plan(exp, runs, command_builder=fake)
+  assert summary.ok and len(summary.ran) == 4
+  assert fake.calls() == [("pretrain_s6/pretrain", 0), ("ptjf_r0.3/finetune", 0),
+                          ("ptjf_r0.5/finetune", 0), ("scal_r0.5/main", 0)]
+  out = capsys.readouterr().out
+  assert "[2/4] ro_fr/ptjf_r0.3/finetune: running (4 steps)" in out
+  fine = runs / "ro_fr/ptjf_r0.3/finetune"
+  assert "step 4/4" in (fine / "log.txt").read_text()
+  record = json.loads((fine / "ptjf_phase.json").read_text())
+  assert record == {
+      "experiment": "ro_fr", "run": "ptjf_r0.3", "method": "ptjf",
+      "phase": "finetune",
+      "rates": {"translate_en_fr": 0.7, "translate_en_ro": 0.3}, "steps": 4,
+      "batch_size": 8,
+      "start": {"mode": "params_only", "from": "pretrain_s6/pretrain/checkpoint_6"},
+      "corpus_hash": None, "engine": "local"}
+
+  again = execute.run_plan(exp, runs, command_builder=fake)
+  assert again.ok and not again.ran and len(again.reused) == 4
+  assert len(fake.calls()) == 4
+  assert "nothing to do: all 4 phases are finished" in capsys.readouterr().out
+
+
+def test_only_runs_with_dependencies_and_dry_run(tmp_path, fake, capsys):
+  exp = plan.parse_plan(PLAN)
+  runs = tmp_path / "runs"
+  dry = execute.run_plan(exp, runs, only_runs=["ptjf_r0.5"], dry_run=True,
+                         command_builder=fake)
+  assert dry.planned == ["ro_fr/pretrain_s6/pretrain", "ro_fr/ptjf_r0.5/finetune"]
+  out = capsys.readouterr().out
+  assert "total: 10 steps in 2 phases" in out and "nothing was started" in out
+  assert not fake.calls() and not runs.exists()
+  execute.run_plan(exp, runs, only_runs=["ptjf_r0.5"], command_builder=fake)
+  assert [d for d, _ in fake.calls()] == ["pretrain_s6/pretrain",
+                                          "ptjf_r0.5/finetune"]
+  # The shared pre-training is now reused by the next fine-tune.
+  execute.run_plan(exp, runs, only_runs=["ptjf_r0.3"], command_builder=fake)
+  assert [d for d, _ in fake.calls()][2:] == ["ptjf_r0.3/finetune"]
+
+
+def test_failure_skips_dependants_and_the_rest_goes_on(tmp_path, fake, capsys):
+  exp = plan.parse_plan(PLAN)
+  runs = tmp_path / "runs"
+  fake.fail = "pretrain_s6"
+  summary = execute.run_plan(exp, runs, command_builder=fake)
+  log = runs / "ro_fr/pretrain_s6/pretrain/log.txt"
+  assert summary.failed == [("ro_fr/pretrain_s6/pretrain", log)]
+  assert [k for k, _ in summary.skipped] == ["ro_fr/ptjf_r0.3/finetune",
+                                             "ro_fr/ptjf_r0.5/finetune"]
+  assert summary.ran == ["ro_fr/scal_r0.5/main"] and not summary.ok
+  assert "told to fail" in log.read_text()
+  out = capsys.readouterr().out
+  assert f"failed: ro_fr/pretrain_s6/pretrain: see {log}" in out
+  fake.fail = ""
+  summary = execute.run_plan(exp, runs, command_builder=fake)
+  assert summary.ok and len(summary.ran) == 3 and len(summary.reused) == 1
+
+
+def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
+  exp = plan.parse_plan(PLAN)
+  runs = tmp_path / "runs"
+  fake.kill, fake.kill_at = "scal_r0.5", 5
+  summary = execute.run_plan(exp, runs, command_builder=fake)
+  assert [k for k, _ in summary.failed] == ["ro_fr/scal_r0.5/main"]
+  assert "FAILED (exit -9)" in capsys.readouterr().out
+  fake.kill = ""
+  summary = execute.run_plan(exp, runs, command_builder=fake)
+  assert summary.ok and summary.ran == ["ro_fr/scal_r0.5/main"]
+  assert fake.calls()[-1] == ("scal_r0.5/main", 4)   # from checkpoint_4
+  assert "scal_r0.5/main: resuming from checkpoint_4 (10 steps)" in (
+      capsys.readouterr().out)
+  assert len(fake.calls()) == 5
+
+
+def test_local_command_follows_the_engine_contract(tmp_path):
+  exp = plan.parse_plan({**PLAN, "experiment": {
+      **PLAN["experiment"], "overrides": {"LEARNING_RATE": 0.001}}})
+  run, phase = exp.phases()["ptjf_r0.3/finetune"]
+  job = execute.Job(exp, run, phase, tmp_path / "ft", tmp_path / "pre/checkpoint_6",
+                    "/data/corpus")
+  command = execute.local_command(job)
+  assert command[:5] == [sys.executable, "-P", "-m", "ptjf.cli", "train"]
+  assert [a for a in command if a.startswith("--gin_file=")] == [
+      "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
+      "--gin_file=local/nmt_adam.gin", "--gin_file=local/finetune_params_only.gin"]
+  for arg in (f'--gin.MODEL_DIR="{tmp_path / "ft"}"', "--gin.TRAIN_STEPS=4",
+              "--gin.BATCH_SIZE=8", "--gin.LEARNING_RATE=0.001",
+              f'--gin.INITIAL_CHECKPOINT_PATH="{tmp_path / "pre/checkpoint_6"}"',
+              "--gin_bindings=MIXTURE_OR_TASK_NAME = @rate_mixture()",
+              "--gin_bindings=rate_mixture.tasks = "
+              "['translate_en_fr', 'translate_en_ro']",
+              "--gin_bindings=rate_mixture.rates = [0.7, 0.3]",
+              '--gin_bindings=rate_mixture.corpus_dir = "/data/corpus"'):
+    assert arg in command
+  run, phase = exp.phases()["pretrain_s6/pretrain"]
+  command = execute.local_command(execute.Job(exp, run, phase, tmp_path / "p",
+                                              None, None))
+  assert "--gin_bindings=local_task.name = \"translate_en_fr\"" in command
+  assert not any("INITIAL_CHECKPOINT_PATH" in a or "params_only" in a
+                 for a in command)
+
+
+def test_t5x_command_sets_the_nmt_macros(tmp_path):
+  exp = plan.parse_plan({**PLAN, "experiment": {**PLAN["experiment"],
+                                                "engine": "t5x"}})
+  run, phase = exp.phases()["ptjf_r0.3/finetune"]
+  command = execute.t5x_command(execute.Job(
+      exp, run, phase, tmp_path / "ft", tmp_path / "pre/checkpoint_6", None))
+  assert command[1:4] == ["-P", "-m", "t5x.train"]
+  for arg in ("--gin_file=gin/ptjf_nmt3_scalarization.gin",
+              "--gin_file=gin/t5x/start/params_only.gin",
+              "--gin.HIGH_RATE=0.7", "--gin.LOW_RATE=0.3",
+              '--gin.LOW_TASK="translate_en_ro"', "--gin.TRAIN_STEPS=4"):
+    assert arg in command

@@ -1,0 +1,163 @@
+"""Experiment plans (ptjf.launch.plan): sweep kinds, costs, validation."""
+import pathlib
+
+import pytest
+
+from ptjf.errors import UserError
+from ptjf.launch import plan
+
+EXPERIMENT = {"name": "ro_fr", "high": "translate_en_fr",
+              "low": "translate_en_ro", "model": "tiny", "batch_size": 8}
+RATES9 = [i / 10 for i in range(1, 10)]
+
+
+def make(*sweeps, runs=(), **experiment) -> plan.Experiment:
+  data = {"experiment": {**EXPERIMENT, **experiment}, "sweep": list(sweeps)}
+  if runs:
+    data["run"] = list(runs)
+  return plan.parse_plan(data)
+
+
+def test_ptjf_grid_shares_one_pretraining_and_counts_it_once():
+  exp = make({"kind": "ptjf", "pretrain_steps": 400, "finetune_steps": 50,
+              "rates": RATES9})
+  assert [r.name for r in exp.runs] == ["pretrain_s400"] + [
+      f"ptjf_r{r:g}" for r in RATES9]
+  fine = exp.runs[3].phases[0]   # ptjf_r0.3
+  assert fine.start == "params_only" and fine.parent == "pretrain_s400/pretrain"
+  assert fine.tasks == ("translate_en_fr", "translate_en_ro")
+  assert fine.rates == (0.7, 0.3)
+  lines = plan.cost_lines(exp, plan.order(exp))
+  assert lines[-1] == ("total: 850 steps in 10 phases "
+                       "(4050 if nothing were shared)")
+  assert lines[3].split() == ["ptjf_r0.3", "50", "steps", "(+", "400", "in",
+                              "pretrain_s400)"]
+
+
+def test_pretraining_is_shared_between_sweeps_and_high_task_only():
+  exp = make({"kind": "ptjf", "pretrain_steps": 40, "finetune_steps": 10,
+              "rates": [0.5]},
+             {"kind": "transfer", "pretrain_steps": 40, "finetune_steps": 10})
+  names = [r.name for r in exp.runs]
+  assert names == ["pretrain_s40", "ptjf_r0.5", "transfer"]
+  pre = exp.runs[0].phases[0]
+  assert pre.tasks == ("translate_en_fr",) and pre.rates is None
+  transfer = exp.runs[2]
+  assert transfer.method == "transfer"
+  assert transfer.phases[0].tasks == ("translate_en_ro",)
+  assert transfer.phases[0].parent == "pretrain_s40/pretrain"
+
+
+def test_scalarization_lengths_and_restart_phases():
+  exp = make({"kind": "scalarization", "steps": [40, 50], "rates": [0.2]},
+             {"kind": "restart", "pretrain_steps": 40, "finetune_steps": 10,
+              "rates": [0.2]})
+  assert [r.name for r in exp.runs] == ["scal_r0.2_s40", "scal_r0.2_s50",
+                                        "restart_r0.2"]
+  main, again = exp.runs[2].phases
+  assert (main.start, main.steps, main.rates) == ("scratch", 40, (0.8, 0.2))
+  assert (again.start, again.parent, again.steps, again.rates) == (
+      "params_only", "restart_r0.2/main", 10, (0.8, 0.2))
+
+
+def test_cross_grids_set_macros_and_name_runs():
+  exp = make({"kind": "scalarization", "steps": 10, "rates": [0.5],
+              "lrs": [1e-3, 5e-4], "dropouts": [0.1, 0.3]})
+  assert [r.name for r in exp.runs] == [
+      "scal_r0.5_lr0.001_d0.1", "scal_r0.5_lr0.001_d0.3",
+      "scal_r0.5_lr0.0005_d0.1", "scal_r0.5_lr0.0005_d0.3"]
+  assert dict(exp.runs[1].phases[0].overrides) == {
+      "LEARNING_RATE": 1e-3, "DROPOUT_RATE": 0.3}
+
+
+def test_pretrain_length_with_fixed_total():
+  exp = make({"kind": "pretrain_length", "pretrain_steps": [10, 30],
+              "total_steps": 50, "rates": [0.5]})
+  steps = {f"{r.name}/{p.name}": p.steps for r in exp.runs for p in r.phases}
+  assert steps == {"pretrain_s10/pretrain": 10, "ptjf_p10_r0.5/finetune": 40,
+                   "pretrain_s30/pretrain": 30, "ptjf_p30_r0.5/finetune": 20}
+
+
+def test_many_tasks_take_a_temperature():
+  exp = make({"kind": "ptjf", "pretrain_steps": 20, "finetune_steps": 10,
+              "taus": [3.33]},
+             high="span_corruption_en",
+             low=["span_corruption_gd", "span_corruption_sw"])
+  fine = exp.runs[1].phases[0]
+  assert exp.runs[1].name == "ptjf_t3.33"
+  assert fine.tau == 3.33 and fine.rates is None and len(fine.tasks) == 3
+
+
+def test_explicit_runs_and_dependency_order():
+  runs = [{"name": "b", "phase": [{"name": "ft", "tasks": ["translate_en_ro"],
+                                   "steps": 5, "from": "a/pre"}]},
+          {"name": "a", "phase": [
+              {"name": "pre", "tasks": "translate_en_fr", "steps": 5},
+              {"name": "more", "tasks": "translate_en_fr", "steps": 5,
+               "start": "continue", "from": "pre"}]}]
+  exp = plan.parse_plan({"experiment": EXPERIMENT, "run": runs})
+  assert plan.order(exp) == ["a/pre", "b/ft", "a/more"]
+  assert plan.order(exp, plan.run_keys(exp, ["b"])) == ["a/pre", "b/ft"]
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"kind": "ptjfx"}, "unknown sweep kind 'ptjfx'"),
+    ({"kind": "ptjf", "pretrain_steps": 10, "finetune_steps": 5,
+      "rates": [0.5], "rate": 3}, "unknown field 'rate'"),
+    ({"kind": "ptjf", "pretrain_steps": 0, "finetune_steps": 5,
+      "rates": [0.5]}, "pretrain_steps = 0 is not a positive"),
+    ({"kind": "scalarization", "steps": 10, "rates": [1.0]},
+     "rate 1.0 is outside (0, 1)"),
+    ({"kind": "scalarization", "steps": 10, "rates": [0]},
+     "rate 0 is outside (0, 1)"),
+    ({"kind": "scalarization", "steps": 10}, "has no mixture grid"),
+    ({"kind": "pretrain_length", "pretrain_steps": [10, 60], "total_steps": 50,
+      "rates": [0.5]}, "total_steps - pretrain_steps 60 = -10"),
+])
+def test_sweep_errors_are_one_line(sweep, message):
+  with pytest.raises(UserError, match=None) as e:
+    make(sweep)
+  assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_plan_errors():
+  with pytest.raises(UserError, match="has no 'low'"):
+    plan.parse_plan({"experiment": {"name": "x", "high": "a"},
+                     "sweep": [{"kind": "scalarization"}]})
+  with pytest.raises(UserError, match="unknown field 'modle' in"):
+    make({"kind": "scalarization", "steps": 1, "rates": [0.5]}, modle="x")
+  with pytest.raises(UserError, match="unknown phase 'nope/pre'"):
+    plan.parse_plan({"experiment": EXPERIMENT, "run": [
+        {"name": "b", "phase": [{"tasks": "t", "steps": 5, "from": "nope/pre"}]}]})
+  with pytest.raises(UserError, match="cycle: a/x -> b/y -> a/x"):
+    plan.parse_plan({"experiment": EXPERIMENT, "run": [
+        {"name": "a", "phase": [{"name": "x", "tasks": "t", "steps": 5,
+                                 "from": "b/y"}]},
+        {"name": "b", "phase": [{"name": "y", "tasks": "t", "steps": 5,
+                                 "from": "a/x"}]}]})
+  with pytest.raises(UserError, match="two different runs are named 'scal_r0.5'"):
+    make({"kind": "scalarization", "steps": 1, "rates": [0.5]},
+         {"kind": "scalarization", "steps": 2, "rates": [0.5]})
+  exp = make({"kind": "scalarization", "steps": 1, "rates": [0.5]})
+  with pytest.raises(UserError, match="no run 'scal_r0.4'.*scal_r0.5"):
+    plan.run_keys(exp, ["scal_r0.4"])
+
+
+def test_builtin_plans_load_and_overrides_apply(tmp_path):
+  names = sorted(p.stem for p in
+                 (pathlib.Path(plan.__file__).parent / "plans").glob("*.toml"))
+  assert {"demo", "ro_fr", "hi_fr", "zh_fr", "mc4_lm", "pretrain_length",
+          "dropout_control", "transfer_only"} <= set(names)
+  for name in names:
+    assert plan.load_plan(name).runs
+  demo = plan.load_plan("demo", corpus_dir=str(tmp_path))
+  assert demo.corpus_dir == str(tmp_path)
+  transfer = plan.load_plan("transfer_only")
+  pretrains = [r for r in transfer.runs if r.method == "pretrain"]
+  assert len(pretrains) == 1   # shared by the transfer and PTJF fine-tunes
+  with pytest.raises(UserError, match="no plan file or built-in plan 'dem'"):
+    plan.load_plan("dem")
+  bad = tmp_path / "bad.toml"
+  bad.write_text("[experiment\n")
+  with pytest.raises(UserError, match="not valid TOML"):
+    plan.load_plan(bad)
