@@ -134,6 +134,22 @@ def local_command(job: Job) -> list[str]:
   return command
 
 
+def check_local_gin(exp: plan_lib.Experiment) -> None:
+  """UserError unless the plan's model and optimizer have local gin files."""
+  local_dir = t5x.ptjf_root() / "gin" / "local"
+  for kind, name in (("model", f"model_{exp.model}"),
+                     ("optimizer", exp.optimizer)):
+    if not (local_dir / f"{name}.gin").is_file():
+      known = sorted(p.stem for p in local_dir.glob("*.gin"))
+      if kind == "model":
+        known = [k[len("model_"):] for k in known if k.startswith("model_")]
+      else:
+        known = [k for k in known if not k.startswith("model_")]
+      raise UserError(f"no local gin file for {kind} {getattr(exp, kind)!r} "
+                      f"({local_dir / name}.gin): set {kind} in [experiment] "
+                      f"to one of {', '.join(known) or '(none installed)'}")
+
+
 def t5x_command(job: Job) -> list[str]:
   """The real-T5X command of a two-task phase (gin/ptjf_nmt3_*.gin macros)."""
   exp, phase = job.experiment, job.phase
@@ -218,6 +234,41 @@ def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
   return record
 
 
+# Fields of ptjf_phase.json that must not change once a phase has started.
+_FIXED_FIELDS = ("rates", "tau", "steps", "batch_size", "start", "engine",
+                 "overrides")
+
+
+def check_unchanged(job: Job, record: dict) -> None:
+  """UserError if the phase directory was started under different settings.
+
+  Resuming it would mix two trainings (e.g. a cosine schedule stretched from
+  3000 to 4000 steps half-way).
+  """
+  path = job.model_dir / PHASE_FILE
+  if not path.is_file():
+    return
+  try:
+    stored = json.loads(path.read_text())
+  except json.JSONDecodeError:
+    return   # half-written by a killed launcher; rewritten before the run
+  fields = [f for f in _FIXED_FIELDS
+            if not (f == "rates" and job.phase.tau is not None)]
+  for field in fields:
+    if stored.get(field) != record.get(field):
+      raise UserError(
+          f"{job.key} was started with {field} {stored.get(field)!r}, the "
+          f"plan now says {record.get(field)!r}: delete {job.model_dir} to "
+          "start it over, or give the changed sweep a new prefix")
+
+
+def _last_line(log_path: pathlib.Path) -> str:
+  """The engine's last output line before the launcher's exit marker."""
+  lines = [l for l in log_path.read_text(errors="replace").splitlines()
+           if l.strip() and not l.startswith("=== ")]
+  return lines[-1][:200] if lines else ""
+
+
 # --- running -----------------------------------------------------------------
 
 def _run_logged(command: Sequence[str], log_path: pathlib.Path,
@@ -270,7 +321,6 @@ def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RU
     corpus_dir = str(pathlib.Path(corpus_dir).resolve())
   keys = plan_lib.order(
       exp, None if only_runs is None else plan_lib.run_keys(exp, only_runs))
-  phases = exp.phases()
   summary = Summary()
   if dry_run:
     print(f"plan {exp.name} ({exp.engine} engine), runs in "
@@ -283,17 +333,18 @@ def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RU
   if not dry_run:
     sizes, corpus_hash = corpus_facts(
         exp, corpus_dir, required=real_engine and exp.engine == "local")
+  if real_engine and exp.engine == "local" and not dry_run:
+    check_local_gin(exp)
+  jobs = [_job(exp, key, runs_dir, corpus_dir) for key in keys]
+  records = {job.key: phase_record(job, runs_dir, sizes, corpus_hash)
+             for job in jobs}
+  for job in jobs:
+    check_unchanged(job, records[job.key])
   failed_keys: set[str] = set()
-  for i, key in enumerate(keys, 1):
-    run, phase = phases[key]
-    model_dir = runs_dir / exp.name / run.name / phase.name
-    init = None
-    if phase.parent:
-      init = checkpoint_dir(runs_dir / exp.name / phase.parent,
-                            phases[phase.parent][1].steps)
-    job = Job(exp, run, phase, model_dir, init, corpus_dir)
+  for i, (key, job) in enumerate(zip(keys, jobs), 1):
+    phase = job.phase
     head = f"[{i}/{len(keys)}] {job.key}:"
-    if is_finished(model_dir, phase.steps):
+    if is_finished(job.model_dir, phase.steps):
       summary.reused.append(job.key)
       print(f"{head} done before (checkpoint_{phase.steps}), reused")
       continue
@@ -303,33 +354,53 @@ def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RU
       summary.skipped.append((job.key, reason))
       print(f"{head} skipped: {reason}")
       continue
-    latest = latest_checkpoint(model_dir)
+    latest = latest_checkpoint(job.model_dir)
     state = (f"resuming from checkpoint_{latest}" if latest is not None
              else "running")
     if dry_run:
       summary.planned.append(job.key)
       print(f"{head} would be {state} ({phase.steps} steps)")
       continue
-    command = builder(job)
     print(f"{head} {state} ({phase.steps} steps)", flush=True)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / PHASE_FILE).write_text(json.dumps(
-        phase_record(job, runs_dir, sizes, corpus_hash), indent=1) + "\n")
-    log_path = model_dir / LOG_FILE
-    code = _run_logged(command, log_path, _engine_echo(head))
-    if sys.stdout.isatty():
-      print("\r" + " " * 100 + "\r", end="")
-    if code == 0 and is_finished(model_dir, phase.steps):
+    problem = _run_phase(job, records[job.key], builder(job), head)
+    if problem is None:
       summary.ran.append(job.key)
       print(f"{head} finished")
-      continue
-    failed_keys.add(key)
-    why = (f"exit {code}" if code else
-           f"exit 0 but no checkpoint_{phase.steps}")
-    summary.failed.append((job.key, log_path))
-    print(f"{head} FAILED ({why}); log {log_path}")
+    else:
+      failed_keys.add(key)
+      summary.failed.append((job.key, job.model_dir / LOG_FILE))
+      print(f"{head} FAILED ({problem}); log {job.model_dir / LOG_FILE}")
   _report(exp, keys, summary, runs_dir, dry_run)
   return summary
+
+
+def _run_phase(job: Job, record: dict, command: list[str],
+               head: str) -> str | None:
+  """Writes ptjf_phase.json and trains; None if finished, else what went wrong."""
+  job.model_dir.mkdir(parents=True, exist_ok=True)
+  (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+  log_path = job.model_dir / LOG_FILE
+  code = _run_logged(command, log_path, _engine_echo(head))
+  if sys.stdout.isatty():
+    print("\r" + " " * 100 + "\r", end="")
+  if code == 0 and is_finished(job.model_dir, job.phase.steps):
+    return None
+  why = (f"exit {code}" if code else
+         f"exit 0 but no checkpoint_{job.phase.steps}")
+  last = _last_line(log_path)
+  return f"{why}: {last}" if last else why
+
+
+def _job(exp: plan_lib.Experiment, key: str, runs_dir: pathlib.Path,
+         corpus_dir: str | None) -> Job:
+  """The Job of phase `key` ("run/phase"): its MODEL_DIR and start checkpoint."""
+  run, phase = exp.phases()[key]
+  init = None
+  if phase.parent:
+    parent_steps = exp.phases()[phase.parent][1].steps
+    init = checkpoint_dir(runs_dir / exp.name / phase.parent, parent_steps)
+  return Job(exp, run, phase, runs_dir / exp.name / run.name / phase.name,
+             init, corpus_dir)
 
 
 def _report(exp: plan_lib.Experiment, keys: Sequence[str], summary: Summary,

@@ -197,7 +197,8 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
 
   def pretrain_run(steps: int) -> tuple[Run, str]:
     name = f"pretrain_s{steps}{suffix}"
-    run = Run(name, "pretrain", (Phase("pretrain", steps=steps,
+    # Method "ptjf" with phase "pretrain": analysis draws no point for it.
+    run = Run(name, "ptjf", (Phase("pretrain", steps=steps,
                                        overrides=overrides,
                                        **_pretrain_mix(exp)),))
     runs.append(run)

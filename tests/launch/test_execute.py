@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from ptjf.errors import UserError
 from ptjf.launch import execute, plan
 
 # Mimics the engine's contract: resumes from MODEL_DIR's latest checkpoint,
@@ -126,6 +127,7 @@ def test_failure_skips_dependants_and_the_rest_goes_on(tmp_path, fake, capsys):
   assert summary.ran == ["ro_fr/scal_r0.5/main"] and not summary.ok
   assert "told to fail" in log.read_text()
   out = capsys.readouterr().out
+  assert "pretrain: FAILED (exit 1: fake trainer: told to fail)" in out
   assert f"failed: ro_fr/pretrain_s6/pretrain: see {log}" in out
   fake.fail = ""
   summary = execute.run_plan(exp, runs, command_builder=fake)
@@ -138,7 +140,8 @@ def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
   fake.kill, fake.kill_at = "scal_r0.5", 5
   summary = execute.run_plan(exp, runs, command_builder=fake)
   assert [k for k, _ in summary.failed] == ["ro_fr/scal_r0.5/main"]
-  assert "FAILED (exit -9)" in capsys.readouterr().out
+  assert "scal_r0.5/main: FAILED (exit -9: step 5/10)" in (
+      capsys.readouterr().out)
   fake.kill = ""
   summary = execute.run_plan(exp, runs, command_builder=fake)
   assert summary.ok and summary.ran == ["ro_fr/scal_r0.5/main"]
@@ -146,6 +149,18 @@ def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
   assert "scal_r0.5/main: resuming from checkpoint_4 (10 steps)" in (
       capsys.readouterr().out)
   assert len(fake.calls()) == 5
+
+
+def test_a_changed_plan_does_not_resume_an_old_phase(tmp_path, fake):
+  runs = tmp_path / "runs"
+  fake.kill, fake.kill_at = "scal_r0.5", 3
+  execute.run_plan(plan.parse_plan(PLAN), runs, command_builder=fake)
+  longer = {**PLAN, "sweep": [PLAN["sweep"][0],
+                              {**PLAN["sweep"][1], "steps": 12}]}
+  with pytest.raises(UserError, match="scal_r0.5/main was started with steps "
+                     "10, the plan now says 12: delete .*scal_r0.5/main"):
+    execute.run_plan(plan.parse_plan(longer), runs, command_builder=fake,
+                     dry_run=True)
 
 
 def test_local_command_follows_the_engine_contract(tmp_path):
@@ -188,3 +203,22 @@ def test_t5x_command_sets_the_nmt_macros(tmp_path):
               "--gin.HIGH_RATE=0.7", "--gin.LOW_RATE=0.3",
               '--gin.LOW_TASK="translate_en_ro"', "--gin.TRAIN_STEPS=4"):
     assert arg in command
+
+
+def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for sub in ("pairs", "mono", "vocab"):
+    (corpus / sub).symlink_to(tiny_corpus.root / sub)
+  (corpus / "manifest.json").write_text('{"corpus_hash": "c0ffee"}')
+  runs = tmp_path / "runs"
+  execute.run_plan(plan.parse_plan(PLAN), runs, only_runs=["scal_r0.5"],
+                   command_builder=fake, corpus_dir=str(corpus))
+  record = json.loads((runs / "ro_fr/scal_r0.5/main/ptjf_phase.json").read_text())
+  assert record["task_sizes"] == {"translate_en_fr": 400, "translate_en_ro": 40}
+  assert record["corpus_hash"] == "c0ffee"
+  missing = {**PLAN, "experiment": {**PLAN["experiment"],
+                                    "low": "translate_en_de"}}
+  with pytest.raises(UserError, match="unknown local task 'translate_en_de'"):
+    execute.run_plan(plan.parse_plan(missing), runs, corpus_dir=str(corpus))
+  assert not (runs / "ro_fr/pretrain_s6").exists()

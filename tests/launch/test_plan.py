@@ -43,7 +43,8 @@ def test_pretraining_is_shared_between_sweeps_and_high_task_only():
   pre = exp.runs[0].phases[0]
   assert pre.tasks == ("translate_en_fr",) and pre.rates is None
   transfer = exp.runs[2]
-  assert transfer.method == "transfer"
+  assert (exp.runs[0].method, exp.runs[1].method, transfer.method) == (
+      "ptjf", "ptjf", "transfer")
   assert transfer.phases[0].tasks == ("translate_en_ro",)
   assert transfer.phases[0].parent == "pretrain_s40/pretrain"
 
@@ -153,7 +154,7 @@ def test_builtin_plans_load_and_overrides_apply(tmp_path):
   demo = plan.load_plan("demo", corpus_dir=str(tmp_path))
   assert demo.corpus_dir == str(tmp_path)
   transfer = plan.load_plan("transfer_only")
-  pretrains = [r for r in transfer.runs if r.method == "pretrain"]
+  pretrains = [r for r in transfer.runs if r.phases[0].name == "pretrain"]
   assert len(pretrains) == 1   # shared by the transfer and PTJF fine-tunes
   with pytest.raises(UserError, match="no plan file or built-in plan 'dem'"):
     plan.load_plan("dem")
