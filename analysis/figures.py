@@ -1,0 +1,213 @@
+"""The paper's figures from run points: trade-off fronts, efficiency curves,
+per-language bars, the pre-training length ablation and BLEU fronts.
+
+Every figure function returns a matplotlib Figure (Agg backend) or None when
+the runs hold nothing to draw; `save` writes it as PNG and SVG.
+"""
+import pathlib
+
+from ptjf.analysis import numbers as numbers_lib
+from ptjf.analysis import pareto
+
+_MARKERS = {"scalarization": "o", "ptjf": "*", "restart": "D", "transfer": "^"}
+_FRONT_COLORS = {"scalarization": "tab:blue", "ptjf": "tab:red",
+                 "restart": "black", "transfer": "tab:green"}
+_OTHER_MARKERS = "sPvhX<>"
+
+
+def _plt():
+  """pyplot on the Agg backend (no display needed)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def style(label: str, labels: list[str]) -> dict:
+  """Marker and edge of a method label: scalarization N circle, N+N2 square,
+  PTJF star, restart black-bordered diamond, others from a fixed cycle."""
+  base = label.split(" ")[0]
+  scal = sorted((l for l in labels if l.split(" ")[0] == "scalarization"),
+                key=lambda l: int(l.split(" ")[1]) if " " in l else 0)
+  if base == "scalarization" and len(scal) > 1:
+    marker = "os^v"[scal.index(label) % 4]
+  elif base in _MARKERS:
+    marker = _MARKERS[base]
+  else:
+    marker = _OTHER_MARKERS[sorted(labels).index(label) % len(_OTHER_MARKERS)]
+  edge = "black" if base == "restart" else "none"
+  color = _FRONT_COLORS.get(base, "tab:gray")
+  if base == "scalarization" and len(scal) > 1:
+    color = ["tab:blue", "tab:cyan", "tab:purple", "tab:olive"][
+        scal.index(label) % 4]
+  return {"marker": marker, "edgecolor": edge, "front_color": color}
+
+
+def save(fig, out_dir: pathlib.Path, name: str) -> pathlib.Path:
+  """Write fig as name.png and name.svg under out_dir; returns the PNG path."""
+  out_dir.mkdir(parents=True, exist_ok=True)
+  png = out_dir / f"{name}.png"
+  fig.savefig(png, dpi=110, bbox_inches="tight")
+  fig.savefig(out_dir / f"{name}.svg", bbox_inches="tight")
+  _plt().close(fig)
+  return png
+
+
+def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
+                 maximise=False, best_line=None):
+  """One scatter + per-method staircase panel; returns the scatter mappable."""
+  labels = sorted({p.label for p in points})
+  mappable = None
+  for label in labels:
+    pts = [(key(p, high), key(p, low), p.rates.get(low, 0.0)) for p in points
+           if p.label == label]
+    pts = [t for t in pts if t[0] is not None and t[1] is not None]
+    if not pts:
+      continue
+    st = style(label, labels)
+    mappable = ax.scatter([t[0] for t in pts], [t[1] for t in pts],
+                          c=[t[2] for t in pts], cmap="viridis", vmin=0,
+                          vmax=max(0.5, max(p.rates.get(low, 0) for p in points)),
+                          marker=st["marker"], s=140 if st["marker"] == "*" else 60,
+                          edgecolors=st["edgecolor"], linewidths=1.2,
+                          label=label, zorder=3)
+    sign = -1 if maximise else 1
+    xs, ys = pareto.staircase([(sign * x, sign * y) for x, y, _ in pts])
+    ax.plot([sign * x for x in xs], [sign * y for y in ys],
+            color=st["front_color"], lw=1.2, alpha=0.8, zorder=2)
+  if best_line is not None:
+    ax.axhline(best_line, color="gray", ls="--", lw=1,
+               label="best scalarization low-resource")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.legend(fontsize=7, loc="best")
+  return mappable
+
+
+def _final(split: str, metric: str):
+  """A key function: the run's final value of metric on a task and split."""
+  return lambda p, task: p.final.get((split, metric, task))
+
+
+def tradeoff_figure(points, low: str, high: str):
+  """Validation loss low vs high per run (and the training-split panel when
+  `training_eval_train` exists), each method's front, the best scalarization
+  low-resource line, colour = low-resource rate."""
+  plt = _plt()
+  splits = [("validation", "validation loss")]
+  if any(("train", "loss", low) in p.final for p in points):
+    splits.append(("train", "training-split loss"))
+  fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.8),
+                           squeeze=False)
+  scal = [numbers_lib.low_loss(p, low) for p in points
+          if p.method == numbers_lib.SCALARIZATION]
+  best = min((s for s in scal if s is not None), default=None)
+  mappable = None
+  for ax, (split, name) in zip(axes[0], splits):
+    mappable = _front_panel(
+        ax, points, _final(split, "loss"), low, high, f"{high} {name}",
+        f"{low} {name}", name, best_line=best if split == "validation" else None)
+  if mappable is None:
+    plt.close(fig)
+    return None
+  fig.colorbar(mappable, ax=list(axes[0]), label=f"{low} sampling rate")
+  return fig
+
+
+def bleu_figure(points, low: str, high: str):
+  """BLEU of low vs high per run (higher is better) when BLEU was logged."""
+  key = _final("inference", "bleu")
+  have = [p for p in points if key(p, low) is not None and
+          key(p, high) is not None]
+  if not have:
+    return None
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.8))
+  mappable = _front_panel(ax, have, key, low, high, f"{high} BLEU",
+                          f"{low} BLEU", "BLEU (higher is better)",
+                          maximise=True)
+  fig.colorbar(mappable, ax=ax, label=f"{low} sampling rate")
+  return fig
+
+
+def efficiency_figure(best: dict, low: str):
+  """Low-resource validation loss vs low-resource examples seen (log-log) of
+  each method's best run; PTJF's curve is its fine-tune phase only."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  labels = sorted(best)
+  drawn = False
+  for label in labels:
+    whole = best[label].method != numbers_lib.PTJF
+    curve = [c for c in numbers_lib.low_curve(best[label], low, whole) if c[0]]
+    if not curve:
+      continue
+    st = style(label, labels)
+    ax.plot([c[0] for c in curve], [c[1] for c in curve],
+            marker=st["marker"], color=st["front_color"],
+            label=f"{label} ({best[label].run})")
+    drawn = True
+  if not drawn:
+    plt.close(fig)
+    return None
+  from matplotlib.ticker import ScalarFormatter
+  ax.set_xscale("log")
+  ax.set_yscale("log")
+  ax.yaxis.set_major_formatter(ScalarFormatter())
+  ax.yaxis.set_minor_formatter(ScalarFormatter())
+  ax.set_xlabel(f"{low} examples seen")
+  ax.set_ylabel(f"{low} validation loss")
+  ax.set_title("data efficiency (best run per method)")
+  ax.legend(fontsize=7)
+  return fig
+
+
+def language_bars_figure(points, tasks: list[str]):
+  """Grouped bars: best final validation loss per task (language) per method;
+  drawn for three or more tasks (the multi-language setting)."""
+  if len(tasks) < 3:
+    return None
+  plt = _plt()
+  labels = sorted({p.label for p in points})
+  fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) * len(labels) / 2),
+                                  4.5))
+  width = 0.8 / max(1, len(labels))
+  for i, label in enumerate(labels):
+    values = []
+    for task in tasks:
+      losses = [p.final.get(("validation", "loss", task)) for p in points
+                if p.label == label]
+      values.append(min((l for l in losses if l is not None),
+                        default=float("nan")))
+    ax.bar([t + i * width for t in range(len(tasks))], values, width,
+           label=label, color=style(label, labels)["front_color"])
+  ax.set_xticks([t + width * (len(labels) - 1) / 2 for t in range(len(tasks))])
+  ax.set_xticklabels(tasks, rotation=20, ha="right")
+  ax.set_ylabel("best validation loss")
+  ax.set_title("best validation loss per language")
+  ax.legend(fontsize=7)
+  return fig
+
+
+def pretrain_ablation_figure(points, low: str, high: str):
+  """PTJF best final validation loss of each task vs pre-training steps;
+  drawn when PTJF runs start from two or more pre-training lengths."""
+  ptjf = [p for p in points if p.method == numbers_lib.PTJF]
+  lengths = sorted({p.parent_steps for p in ptjf})
+  if len(lengths) < 2:
+    return None
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 4.2))
+  for task, color in ((low, "tab:red"), (high, "tab:blue")):
+    best = []
+    for n in lengths:
+      vals = [p.final.get(("validation", "loss", task)) for p in ptjf
+              if p.parent_steps == n]
+      best.append(min((v for v in vals if v is not None), default=float("nan")))
+    ax.plot(lengths, best, marker="o", color=color, label=task)
+  ax.set_xlabel("pre-training steps")
+  ax.set_ylabel("best PTJF validation loss")
+  ax.set_title("pre-training length ablation")
+  ax.legend(fontsize=7)
+  return fig

@@ -1,0 +1,176 @@
+"""`ptjf report`: one self-contained HTML page + markdown summary of a RUNS_DIR.
+
+The page holds, per experiment, the headline numbers, the figures (inline
+base64 PNG; PNG and SVG files are also written next to it), a table of runs
+and, per run, its corpus hash and configuration in a <details> block.
+"""
+import base64
+import html
+import json
+import pathlib
+
+from ptjf.analysis import events as events_lib
+from ptjf.analysis import figures
+from ptjf.analysis import numbers as numbers_lib
+from ptjf.analysis import runs as runs_lib
+
+_CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;
+padding:3px 8px;text-align:right}th{background:#eef}td:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;
+padding:.5em;overflow-x:auto;font-size:12px}details{margin:.3em 0}
+.num{font-size:1.05em}"""
+
+
+def _by_experiment(phases, rows):
+  """{experiment: (phases, rows)} in name order."""
+  out = {}
+  for p in phases:
+    out.setdefault(p.experiment, ([], []))[0].append(p)
+  for r in rows:
+    if r.experiment in out:
+      out[r.experiment][1].append(r)
+  return dict(sorted(out.items()))
+
+
+def _high_task(phases, low: str) -> str | None:
+  """The other task with the largest mean rate (the high-resource one)."""
+  tasks = [t for t in numbers_lib.tasks_of(phases) if t != low]
+  if not tasks:
+    return None
+  mean = {t: sum(p.rates.get(t, 0.0) for p in phases) for t in tasks}
+  return max(tasks, key=lambda t: (mean[t], t))
+
+
+def _experiment_figures(phases, rows, numbers, out_dir) -> list[pathlib.Path]:
+  """All figures that the experiment's data allows, saved; PNG paths."""
+  low = numbers["low_task"]
+  high = _high_task(phases, low)
+  points = numbers_lib.run_points(phases, rows)
+  best = numbers_lib.best_by_method(points, low)
+  name = numbers["experiment"]
+  made = []
+  candidates = [("efficiency", figures.efficiency_figure(best, low)),
+                ("languages", figures.language_bars_figure(
+                    points, numbers_lib.tasks_of(phases)))]
+  if high:
+    candidates = [("tradeoff", figures.tradeoff_figure(points, low, high)),
+                  ("bleu", figures.bleu_figure(points, low, high)),
+                  ("pretrain_ablation",
+                   figures.pretrain_ablation_figure(points, low, high))
+                  ] + candidates
+  for kind, fig in candidates:
+    if fig is not None:
+      made.append(figures.save(fig, out_dir, f"{name}_{kind}"))
+  return made
+
+
+def _runs_table(phases, rows, low: str) -> str:
+  """HTML table of runs with final validation losses, then per-run details."""
+  points = numbers_lib.run_points(phases, rows)
+  tasks = numbers_lib.tasks_of(phases)
+  head = "".join(f"<th>{html.escape(t)} val loss</th>" for t in tasks)
+  body = []
+  for p in sorted(points, key=lambda p: (p.label, p.rates.get(low, 0.0))):
+    cells = "".join(
+        f"<td>{numbers_lib._fmt(p.final.get(('validation', 'loss', t)))}</td>"
+        for t in tasks)
+    rates = ", ".join(f"{t}: {r:g}" for t, r in p.rates.items())
+    body.append(f"<tr><td>{html.escape(p.run)}</td><td>{html.escape(p.label)}"
+                f"</td><td>{html.escape(rates)}</td><td>{p.total_steps}</td>"
+                f"{cells}</tr>")
+  details = []
+  for ph in phases:
+    meta_file = ph.path / runs_lib.PHASE_FILE
+    meta = (json.dumps(json.loads(meta_file.read_text()), indent=1)
+            if meta_file.is_file() else "(no ptjf_phase.json)")
+    details.append(
+        f"<details><summary>{html.escape(ph.run)} / {html.escape(ph.phase)} "
+        f"&mdash; {html.escape(ph.method)}, corpus hash "
+        f"<code>{html.escape(str(ph.corpus_hash))}</code></summary>"
+        f"<p><code>{html.escape(str(ph.path))}</code></p>"
+        f"<pre>{html.escape(meta)}</pre>"
+        f"<pre>{html.escape(ph.config_text or '(no config.gin)')}</pre>"
+        "</details>")
+  return ("<table><tr><th>run</th><th>method</th><th>rates</th>"
+          f"<th>total steps</th>{head}</tr>{''.join(body)}</table>"
+          "<h3>Runs: corpus and configuration</h3>" + "".join(details))
+
+
+def _numbers_html(numbers: dict) -> str:
+  """The headline numbers as an HTML table plus bullet lines."""
+  fmt = numbers_lib._fmt
+  rows = "".join(
+      f"<tr><td>{html.escape(m)}</td><td>{fmt(numbers['best_low_loss'].get(m))}"
+      f"</td><td>{html.escape(numbers['best_run'].get(m, '-'))}</td>"
+      f"<td>{fmt(numbers['compute_steps'].get(m))}</td></tr>"
+      for m in sorted(set(numbers["best_low_loss"])
+                      | set(numbers["compute_steps"])))
+  bullets = []
+  if "ptjf_gain_abs" in numbers:
+    bullets.append(
+        f"PTJF vs best scalarization, low-resource validation loss: "
+        f"<b>{fmt(numbers['ptjf_gain_abs'])}</b> lower "
+        f"(<b>{fmt(numbers['ptjf_gain_pct'])}%</b>)")
+    bullets.append(
+        f"low-resource examples to reach the best scalarization loss: PTJF "
+        f"{fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
+        f"{fmt(numbers['scalarization_examples'])}")
+  if "ptjf_non_dominated" in numbers:
+    bullets.append(f"PTJF runs not dominated by the scalarization points: "
+                   f"{numbers['ptjf_non_dominated']} of "
+                   f"{numbers['ptjf_points']}")
+  return (f"<p class=num>Low-resource task: <code>"
+          f"{html.escape(numbers['low_task'])}</code></p><table><tr>"
+          "<th>method</th><th>best low-resource val loss</th><th>run</th>"
+          f"<th>compute (steps)</th></tr>{rows}</table><ul>"
+          + "".join(f"<li>{b}</li>" for b in bullets) + "</ul>")
+
+
+def write_report(runs_dir, out_dir=None, low_task: str | None = None
+                 ) -> pathlib.Path:
+  """Write report.html, report.md and the figures; returns the HTML path.
+
+  out_dir defaults to RUNS_DIR/report.
+  """
+  runs_dir = pathlib.Path(runs_dir)
+  out = pathlib.Path(out_dir) if out_dir else runs_dir / "report"
+  phases, rows = events_lib.read_runs(runs_dir)
+  sections, markdown = [], [f"# ptjf report: {runs_dir}\n"]
+  for experiment, (exp_phases, exp_rows) in _by_experiment(phases,
+                                                           rows).items():
+    numbers = numbers_lib.experiment_numbers(exp_phases, exp_rows, low_task)
+    pngs = _experiment_figures(exp_phases, exp_rows, numbers, out)
+    imgs = "".join(
+        f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>"
+        f"{html.escape(p.stem)} (<a href='{html.escape(p.stem)}.svg'>svg</a>)"
+        "</figcaption></figure>" for p in pngs)
+    sections.append(
+        f"<h2>{html.escape(experiment)}</h2>{_numbers_html(numbers)}{imgs}"
+        f"<h3>Runs</h3>{_runs_table(exp_phases, exp_rows, numbers['low_task'])}")
+    markdown.append(numbers_lib.numbers_markdown(numbers))
+    markdown.append("Figures: " + ", ".join(f"`{p.name}`" for p in pngs) + "\n")
+  page = (f"<!doctype html><html><head><meta charset='utf-8'><title>ptjf "
+          f"report</title><style>{_CSS}</style></head><body><h1>ptjf report"
+          f"</h1><p><code>{html.escape(str(runs_dir))}</code></p>"
+          + "".join(sections) + "</body></html>")
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "report.md").write_text("\n".join(markdown))
+  path = out / "report.html"
+  path.write_text(page)
+  return path
+
+
+def best_low_resource_losses(runs_dir, low_task: str | None = None
+                             ) -> dict[str, float]:
+  """Best final low-resource validation loss per method label, over all
+  experiments under runs_dir (the lowest when several experiments share one)."""
+  phases, rows = events_lib.read_runs(runs_dir)
+  out: dict[str, float] = {}
+  for exp_phases, exp_rows in _by_experiment(phases, rows).values():
+    numbers = numbers_lib.experiment_numbers(exp_phases, exp_rows, low_task)
+    for method, loss in numbers["best_low_loss"].items():
+      if loss is not None:
+        out[method] = min(loss, out.get(method, loss))
+  return out

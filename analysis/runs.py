@@ -1,0 +1,145 @@
+"""Run discovery: find every phase logdir under RUNS_DIR and read its metadata.
+
+The layout is `RUNS_DIR/<experiment>/<run>/<phase>/` with a `ptjf_phase.json`
+(docs/design.md section 4). A bare T5X `model_dir` without that file is still
+accepted: what can be inferred from its `config.gin` (BATCH_SIZE, TRAIN_STEPS,
+HIGH/LOW task and rate macros, INITIAL_CHECKPOINT_PATH) is used instead.
+"""
+import dataclasses
+import json
+import pathlib
+import re
+
+from ptjf.errors import UserError
+
+PHASE_FILE = "ptjf_phase.json"
+_LOG_SUBDIRS = ("train", "training_eval", "training_eval_train",
+                "inference_eval")
+
+
+@dataclasses.dataclass
+class Phase:
+  """One phase logdir (a T5X MODEL_DIR) and what is known about it."""
+  path: pathlib.Path
+  experiment: str
+  run: str
+  method: str
+  phase: str
+  rates: dict[str, float]
+  steps: int | None
+  batch_size: int | None
+  start_mode: str | None
+  start_from: str | None
+  corpus_hash: str | None
+  engine: str | None
+  task_sizes: dict[str, float]
+  config_text: str
+
+  @property
+  def parent_steps(self) -> int:
+    """Steps of the phase this one started from, read off `checkpoint_<N>`.
+
+    >>> Phase(pathlib.Path("."), "e", "r", "ptjf", "finetune", {}, 4, 8,
+    ...       "params_only", "pretrain/checkpoint_6", None, None, {},
+    ...       "").parent_steps
+    6
+    """
+    if not self.start_from:
+      return 0
+    match = re.search(r"checkpoint_(\d+)/?$", str(self.start_from))
+    return int(match.group(1)) if match else 0
+
+
+def is_phase_dir(path: pathlib.Path) -> bool:
+  """A directory is a phase logdir if it has the metadata or T5X log subdirs."""
+  return ((path / PHASE_FILE).is_file() or (path / "config.gin").is_file()
+          or any((path / sub).is_dir() for sub in _LOG_SUBDIRS))
+
+
+def _gin_macros(text: str) -> dict[str, str]:
+  """Top-level `NAME = value` macro lines of an operative config.gin."""
+  return dict(re.findall(r"^([A-Z][A-Z0-9_]*) = (.+)$", text, re.M))
+
+
+def _gin_value(raw: str | None):
+  """A macro's literal value (int, float, str) or None if not a literal."""
+  if raw is None:
+    return None
+  raw = raw.strip()
+  if raw == "None" or raw.startswith(("@", "%")):
+    return None
+  for cast in (int, float):
+    try:
+      return cast(raw)
+    except ValueError:
+      pass
+  return raw.strip("'\"")
+
+
+def _from_config(text: str) -> dict:
+  """Metadata inferred from a config.gin when ptjf_phase.json is absent."""
+  macros = {k: _gin_value(v) for k, v in _gin_macros(text).items()}
+  rates = {}
+  mixture = _gin_macros(text).get("MIXTURE_OR_TASK_NAME", "")
+  if "rate_mixture" in mixture:
+    for side in ("HIGH", "LOW"):
+      task, rate = macros.get(f"{side}_TASK"), macros.get(f"{side}_RATE")
+      if isinstance(task, str) and isinstance(rate, (int, float)):
+        rates[task] = float(rate)
+  elif isinstance(macros.get("MIXTURE_OR_TASK_NAME"), str):
+    rates = {macros["MIXTURE_OR_TASK_NAME"]: 1.0}
+  init = macros.get("INITIAL_CHECKPOINT_PATH")
+  return {"steps": macros.get("TRAIN_STEPS"),
+          "batch_size": macros.get("BATCH_SIZE"), "rates": rates,
+          "start": {"mode": None, "from": init}}
+
+
+def read_phase(path: pathlib.Path, runs_dir: pathlib.Path) -> Phase:
+  """Metadata of one phase logdir; names default to its place under runs_dir."""
+  config_text = ""
+  if (path / "config.gin").is_file():
+    config_text = (path / "config.gin").read_text(errors="replace")
+  meta_file = path / PHASE_FILE
+  if meta_file.is_file():
+    try:
+      meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as e:
+      raise UserError(f"{meta_file} is not valid JSON ({e}): fix or delete "
+                      "it") from None
+  else:
+    meta = _from_config(config_text)
+  parts = path.resolve().relative_to(runs_dir.resolve()).parts
+  names = (list(parts[-3:]) if len(parts) >= 3
+           else [runs_dir.resolve().name] * (3 - len(parts)) + list(parts))
+  if len(parts) == 0:
+    names = [path.resolve().name] * 3
+  start = meta.get("start") or {}
+  return Phase(
+      path=path, experiment=meta.get("experiment") or names[0],
+      run=meta.get("run") or names[1],
+      method=meta.get("method") or "unknown",
+      phase=meta.get("phase") or names[2],
+      rates={k: float(v) for k, v in (meta.get("rates") or {}).items()},
+      steps=meta.get("steps"), batch_size=meta.get("batch_size"),
+      start_mode=start.get("mode"), start_from=start.get("from"),
+      corpus_hash=meta.get("corpus_hash"), engine=meta.get("engine"),
+      task_sizes=dict(meta.get("task_sizes") or {}), config_text=config_text)
+
+
+def discover_phases(runs_dir: str | pathlib.Path) -> list[Phase]:
+  """All phase logdirs under runs_dir (or runs_dir itself), sorted by path."""
+  root = pathlib.Path(runs_dir)
+  if not root.is_dir():
+    raise UserError(f"runs directory {root} does not exist: pass the RUNS_DIR "
+                    "that `ptjf train`/launch wrote to")
+  found, stack = [], [root]
+  while stack:
+    path = stack.pop()
+    if is_phase_dir(path):
+      found.append(read_phase(path, root))
+      continue
+    stack.extend(p for p in path.iterdir() if p.is_dir())
+  if not found:
+    raise UserError(f"no runs under {root} (no ptjf_phase.json, config.gin or "
+                    "train/ directory): point at a RUNS_DIR with trained runs")
+  return sorted(found, key=lambda p: str(p.path))

@@ -1,0 +1,121 @@
+"""Synthetic sweep logdirs in the contract's layout (docs/design.md 3-4).
+
+Written with TF2 summary ops (`tf.summary.scalar` under
+`tf.summary.create_file_writer`), which store tensor summaries the way T5X/clu
+do. Curves are plausible, not real: the low-resource task overfits once it
+has been repeated for a few epochs, and pre-training on the high-resource task
+transfers, so PTJF beats scalarization on the low-resource task as in the paper.
+"""
+import json
+import math
+import pathlib
+
+import pytest
+
+HIGH, LOW = "translate_en_fr", "translate_en_ro"
+SIZES = {HIGH: 20000, LOW: 200}
+BATCH = 16
+EVAL_EVERY = 50
+
+
+def _high_loss(high_examples: float) -> float:
+  return 1.5 + 3.5 / math.sqrt(1 + high_examples / 300)
+
+
+def _low_loss(low_examples: float, high_examples: float) -> float:
+  epochs = low_examples / SIZES[LOW]
+  transfer = 0.8 * (1 - 1 / (1 + high_examples / 3000))
+  return (2.2 + 3.0 / math.sqrt(1 + low_examples / 60) - transfer
+          + 0.04 * max(0.0, epochs - 4) ** 1.3)
+
+
+def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
+                bleu: bool = False, low_bonus: float = 0.0) -> None:
+  """One phase logdir: train/, training_eval/, training_eval_train/ and
+  (optionally) inference_eval/ event files plus ptjf_phase.json; `low_bonus`
+  lowers the low-resource loss (what pre-training buys)."""
+  import tensorflow as tf
+  path.mkdir(parents=True, exist_ok=True)
+  (path / "ptjf_phase.json").write_text(json.dumps(meta))
+  (path / "config.gin").write_text(
+      f"BATCH_SIZE = {meta['batch_size']}\nTRAIN_STEPS = {meta['steps']}\n")
+  rates = meta["rates"]
+  writers = {"train": tf.summary.create_file_writer(str(path / "train"))}
+  for task in (HIGH, LOW):
+    for sub in ("training_eval", "training_eval_train") + (
+        ("inference_eval",) if bleu else ()):
+      writers[(sub, task)] = tf.summary.create_file_writer(
+          str(path / sub / task))
+  for step in range(EVAL_EVERY, meta["steps"] + 1, EVAL_EVERY):
+    seen = {t: step * BATCH * rates.get(t, 0.0) for t in (HIGH, LOW)}
+    high_ex = start_examples[0] + seen[HIGH]
+    low_ex = start_examples[1] + seen[LOW]
+    val = {HIGH: _high_loss(high_ex),
+           LOW: _low_loss(low_ex, high_ex) - low_bonus}
+    with writers["train"].as_default(step=step):
+      tf.summary.scalar("loss", sum(rates.get(t, 0) * v for t, v in val.items()))
+      tf.summary.scalar("learning_rate", 1e-3)
+      for t in (HIGH, LOW):
+        tf.summary.scalar(f"examples_seen/{t}", seen[t])
+    for task in (HIGH, LOW):
+      with writers[("training_eval", task)].as_default(step=step):
+        tf.summary.scalar("loss", val[task])
+      with writers[("training_eval_train", task)].as_default(step=step):
+        overfit = 0.3 * min(1.0, (low_ex if task == LOW else high_ex) / 3000)
+        tf.summary.scalar("loss", val[task] - 0.1 - overfit)
+      if bleu:
+        with writers[("inference_eval", task)].as_default(step=step):
+          tf.summary.scalar("eval/bleu", max(0.0, 40 - 7 * val[task]))
+  for writer in writers.values():
+    writer.close()
+
+
+def _meta(run, method, phase, rates, steps, start_from=None, mode="scratch"):
+  return {"experiment": "nmt", "run": run, "method": method, "phase": phase,
+          "rates": rates, "steps": steps, "batch_size": BATCH,
+          "start": {"mode": mode, "from": start_from},
+          "corpus_hash": "c0ffee", "engine": "local", "task_sizes": SIZES}
+
+
+def build_sweep(root: pathlib.Path) -> pathlib.Path:
+  """A small scalarization grid (two lengths), PTJF (two pre-training lengths)
+  and restart, under root/nmt/<run>/<phase>/."""
+  exp = root / "nmt"
+  for low_rate in (0.05, 0.15, 0.3, 0.5):
+    rates = {HIGH: 1 - low_rate, LOW: low_rate}
+    write_phase(exp / f"scal_{low_rate}" / "main",
+                _meta(f"scal_{low_rate}", "scalarization", "main", rates, 400),
+                bleu=low_rate == 0.15)
+  for low_rate in (0.05, 0.15):
+    rates = {HIGH: 1 - low_rate, LOW: low_rate}
+    write_phase(exp / f"scal_long_{low_rate}" / "main",
+                _meta(f"scal_long_{low_rate}", "scalarization", "main", rates,
+                      500))
+  for pre_steps in (200, 300):
+    pre = f"pretrain_{pre_steps}"
+    write_phase(exp / pre / "pretrain",
+                _meta(pre, "ptjf", "pretrain", {HIGH: 1.0}, pre_steps))
+    for low_rate in (0.2, 0.5):
+      run = f"ptjf_{pre_steps}_{low_rate}"
+      write_phase(exp / run / "finetune",
+                  _meta(run, "ptjf", "finetune",
+                        {HIGH: 1 - low_rate, LOW: low_rate}, 100,
+                        f"{pre}/pretrain/checkpoint_{pre_steps}",
+                        "params_only"),
+                  start_examples=(pre_steps * BATCH, 0.0),
+                  bleu=(pre_steps, low_rate) == (300, 0.2),
+                  low_bonus=pre_steps / 1000)
+  rates = {HIGH: 0.8, LOW: 0.2}
+  write_phase(exp / "restart_0.2" / "main",
+              _meta("restart_0.2", "restart", "main", rates, 300))
+  write_phase(exp / "restart_0.2" / "restart",
+              _meta("restart_0.2", "restart", "restart", rates, 100,
+                    "restart_0.2/main/checkpoint_300", "params_only"),
+              start_examples=(300 * BATCH * 0.8, 300 * BATCH * 0.2))
+  return root
+
+
+@pytest.fixture(scope="session")
+def sweep_dir(tmp_path_factory) -> pathlib.Path:
+  """A synthetic RUNS_DIR with one experiment `nmt` (see build_sweep)."""
+  return build_sweep(tmp_path_factory.mktemp("runs"))

@@ -1,0 +1,96 @@
+"""The report on a synthetic sweep: numbers, figures, page, CLI, screenshot."""
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from ptjf import cli
+from ptjf.analysis import events
+from ptjf.analysis import numbers
+from ptjf.analysis import report
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "t5x_real"
+
+
+def test_sweep_numbers(sweep_dir):
+  phases, rows = events.read_runs(sweep_dir)
+  n = numbers.experiment_numbers(phases, rows)
+  assert n["low_task"] == "translate_en_ro"  # fewest examples (task_sizes)
+  # Two scalarization lengths are told apart by total steps.
+  assert set(n["best_low_loss"]) == {"ptjf", "restart", "scalarization 400",
+                                     "scalarization 500"}
+  assert n["best_run"]["ptjf"] == "ptjf_300_0.5"
+  scal_best = min(n["best_low_loss"]["scalarization 400"],
+                  n["best_low_loss"]["scalarization 500"])
+  assert n["ptjf_gain_abs"] == pytest.approx(
+      scal_best - n["best_low_loss"]["ptjf"])
+  assert n["ptjf_gain_pct"] == pytest.approx(
+      100 * n["ptjf_gain_abs"] / scal_best)
+  assert n["ptjf_gain_abs"] > 0
+  # Both pre-trainings (200 + 300) once, plus 4 fine-tunes of 100.
+  assert n["compute_steps"]["ptjf"] == 900
+  assert n["compute_steps"]["scalarization 400"] == 4 * 400
+  assert n["compute_steps"]["restart"] == 400
+  assert n["ptjf_points"] == 4 and 1 <= n["ptjf_non_dominated"] <= 4
+  assert 0 < n["ptjf_examples_to_reach"] < n["scalarization_examples"]
+
+
+def test_low_task_override_and_bad_name(sweep_dir):
+  losses = report.best_low_resource_losses(sweep_dir,
+                                           low_task="translate_en_fr")
+  assert set(losses) >= {"ptjf", "scalarization 400"}
+  with pytest.raises(Exception, match="not a task of these runs"):
+    report.best_low_resource_losses(sweep_dir, low_task="xx")
+
+
+def test_write_report_page_figures_tables(sweep_dir, tmp_path):
+  page = report.write_report(sweep_dir, tmp_path / "out")
+  assert page == tmp_path / "out" / "report.html"
+  html = page.read_text()
+  for kind in ("tradeoff", "efficiency", "pretrain_ablation", "bleu"):
+    assert (tmp_path / "out" / f"nmt_{kind}.png").stat().st_size > 5000
+    assert (tmp_path / "out" / f"nmt_{kind}.svg").is_file()
+  assert html.count("data:image/png;base64,") == 4
+  assert "<details>" in html and "c0ffee" in html and "BATCH_SIZE" in html
+  assert "scal_long_0.15" in html
+  md = (tmp_path / "out" / "report.md").read_text()
+  assert "| ptjf |" in md and "PTJF vs best scalarization" in md
+
+
+def test_cli_prints_page_path_last(sweep_dir, tmp_path, capsys):
+  assert cli.main(["report", str(sweep_dir), "--out",
+                   str(tmp_path / "r")]) == 0
+  last = capsys.readouterr().out.strip().splitlines()[-1]
+  assert last == str(tmp_path / "r" / "report.html")
+
+
+def test_cli_no_runs_is_one_line_error(tmp_path, capsys):
+  assert cli.main(["report", str(tmp_path)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "no runs" in err[0]
+
+
+def test_report_on_real_t5x_logdir(tmp_path):
+  page = report.write_report(FIXTURE, tmp_path)
+  assert "rate_0.7" in page.read_text()
+  assert report.best_low_resource_losses(FIXTURE)["ptjf"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not pathlib.Path("/usr/bin/chromium").exists(),
+                    reason="needs /usr/bin/chromium")
+def test_page_screenshot_is_not_blank(sweep_dir, tmp_path):
+  from PIL import Image
+  page = report.write_report(sweep_dir, tmp_path / "out")
+  shot = tmp_path / "shot.png"
+  subprocess.run(
+      ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+       "--disable-background-networking", "--disable-component-update",
+       "--disable-sync", "--no-first-run",
+       f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+       f"--screenshot={shot}", "--window-size=1280,2000",
+       page.as_uri()], check=True, capture_output=True, timeout=120)
+  colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+  assert colours is not None and len(colours) > 200
