@@ -12,7 +12,10 @@ pre-training run among all its fine-tune runs:
 Rates are the LOW-resource task's sampling rate (the paper's grid i/10, as
 `ptjf.tasks.mixing.static_grid`); with more than two tasks a temperature tau
 is given instead. Sweep kinds (`[[sweep]] kind = ...`), each crossed with
-optional `lrs` / `dropouts` / `warmups` grids:
+optional `lrs` / `dropouts` / `warmups` grids (gin macros LEARNING_RATE,
+DROPOUT_RATE, WARMUP_STEPS of every phase) and taking `overrides` (every
+phase), `pretrain_overrides` / `finetune_overrides` (the first / second phase
+of a two-phase run, e.g. the paper's shorter fine-tune warmup):
 
 - `scalarization`: joint training from scratch, `steps` (one int or a list,
   e.g. [N1, N1 + N2]) for every rate / tau.
@@ -186,8 +189,12 @@ def _steps_list(value: Any, where: str) -> list[int]:
 
 
 def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
-                suffix: str, overrides: tuple) -> list[Run]:
-  """The runs of one sweep table for one point of its cross grids."""
+                suffix: str, overrides: Mapping[str, tuple]) -> list[Run]:
+  """The runs of one sweep table for one point of its cross grids.
+
+  overrides: gin macros of the "main" (scalarization), "first" (pre-training,
+  restart's first phase) and "second" (fine-tune) phases.
+  """
   kind = sweep["kind"]
   prefix = sweep.get("prefix", {"scalarization": "scal",
                                "pretrain_length": "ptjf"}.get(kind, kind))
@@ -196,10 +203,12 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
   runs = []
 
   def pretrain_run(steps: int) -> tuple[Run, str]:
-    name = f"pretrain_s{steps}{suffix}"
+    # Sweeps share it unless one is given a prefix of its own.
+    name = f"{sweep['prefix']}_" if "prefix" in sweep else ""
+    name += f"pretrain_s{steps}{suffix}"
     # Method "ptjf" with phase "pretrain": analysis draws no point for it.
     run = Run(name, "ptjf", (Phase("pretrain", steps=steps,
-                                       overrides=overrides,
+                                   overrides=overrides["first"],
                                        **_pretrain_mix(exp)),))
     runs.append(run)
     return run, f"{name}/pretrain"
@@ -209,7 +218,7 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
     for steps, mix in itertools.product(lengths, _grid(sweep, exp, where)):
       tag = f"_s{steps}" if len(lengths) > 1 else ""
       runs.append(Run(f"{prefix}_{mix.suffix}{tag}{suffix}", "scalarization",
-                      (Phase("main", steps=steps, overrides=overrides,
+                      (Phase("main", steps=steps, overrides=overrides["main"],
                              **joint(mix)),)))
   elif kind in ("ptjf", "transfer", "pretrain_length"):
     if kind == "pretrain_length":
@@ -240,26 +249,29 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
       for name, mix in zip(names, mixes):
         runs.append(Run(name, "transfer" if kind == "transfer" else "ptjf",
                         (Phase("finetune", steps=fine, start="params_only",
-                               parent=parent, overrides=overrides, **mix),)))
+                               parent=parent, overrides=overrides["second"],
+                               **mix),)))
   elif kind == "restart":
     pre = _positive_int(sweep.get("pretrain_steps"), f"{where} pretrain_steps")
     fine = _positive_int(sweep.get("finetune_steps"), f"{where} finetune_steps")
     for mix in _grid(sweep, exp, where):
       name = f"{prefix}_{mix.suffix}{suffix}"
       runs.append(Run(name, "restart", (
-          Phase("main", steps=pre, overrides=overrides, **joint(mix)),
+          Phase("main", steps=pre, overrides=overrides["first"], **joint(mix)),
           Phase("restart", steps=fine, start="params_only",
-                parent=f"{name}/main", overrides=overrides, **joint(mix)))))
+                parent=f"{name}/main", overrides=overrides["second"],
+                **joint(mix)))))
   return runs
 
 
+_TWO_PHASES = {"pretrain_steps", "finetune_steps", "pretrain_overrides",
+               "finetune_overrides"}
 _SWEEP_KEYS = {
     "scalarization": {"steps", "rates", "taus"},
-    "ptjf": {"pretrain_steps", "finetune_steps", "rates", "taus"},
-    "restart": {"pretrain_steps", "finetune_steps", "rates", "taus"},
-    "transfer": {"pretrain_steps", "finetune_steps"},
-    "pretrain_length": {"pretrain_steps", "finetune_steps", "total_steps",
-                        "rates", "taus"},
+    "ptjf": _TWO_PHASES | {"rates", "taus"},
+    "restart": _TWO_PHASES | {"rates", "taus"},
+    "transfer": _TWO_PHASES,
+    "pretrain_length": _TWO_PHASES | {"total_steps", "rates", "taus"},
 }
 
 
@@ -283,6 +295,8 @@ def sweep_runs(sweep: Mapping[str, Any], exp: "Experiment",
   _check_keys(sweep, _SWEEP_KEYS[kind] | set(CROSS_GRIDS)
               | {"kind", "prefix", "overrides"}, where)
   base = _overrides(sweep.get("overrides", {}), where)
+  first = _overrides(sweep.get("pretrain_overrides", {}), where)
+  second = _overrides(sweep.get("finetune_overrides", {}), where)
   grids = []
   for key, (macro, tag) in CROSS_GRIDS.items():
     if key in sweep:
@@ -296,8 +310,11 @@ def sweep_runs(sweep: Mapping[str, Any], exp: "Experiment",
   runs = []
   for point in itertools.product(*grids):
     suffix = "".join(s for _, s, _ in point)
-    overrides = tuple({**base, **{m: v for m, _, v in point}}.items())
-    runs += _sweep_runs(sweep, exp, where, suffix, overrides)
+    grid = {m: v for m, _, v in point}
+    runs += _sweep_runs(sweep, exp, where, suffix, {
+        "main": tuple({**base, **grid}.items()),
+        "first": tuple({**base, **first, **grid}.items()),
+        "second": tuple({**base, **second, **grid}.items())})
   return runs
 
 
@@ -377,6 +394,16 @@ def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
                       + {"name": 'name = "ro_fr"',
                          "high": 'high = "translate_en_fr"',
                          "low": 'low = "translate_en_ro"'}[key])
+  for key in ("name", "model", "optimizer"):
+    if key in settings and (not isinstance(settings[key], str)
+                            or not settings[key] or "/" in settings[key]):
+      raise UserError(f"[experiment] {key} = {settings[key]!r} is not a plain "
+                      "name: give e.g. model = \"small\"")
+  lengths = settings.get("feature_lengths", {"inputs": 32, "targets": 32})
+  if (not isinstance(lengths, dict) or set(lengths) != {"inputs", "targets"}
+      or not all(isinstance(v, int) and v > 0 for v in lengths.values())):
+    raise UserError(f"[experiment] feature_lengths = {lengths!r}: give "
+                    "{inputs = 64, targets = 64} (positive token counts)")
   engine = settings.get("engine", "local")
   if engine not in ENGINES:
     raise UserError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
@@ -387,8 +414,7 @@ def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
       high=_tasks(settings["high"], "high"), low=_tasks(settings["low"], "low"),
       batch_size=_positive_int(settings.get("batch_size", 32),
                                "[experiment] batch_size"),
-      feature_lengths=dict(settings.get("feature_lengths",
-                                        {"inputs": 32, "targets": 32})),
+      feature_lengths=dict(lengths),
       runs=[],
       corpus_dir=(str(settings["corpus_dir"])
                   if settings.get("corpus_dir") else None),

@@ -71,6 +71,25 @@ def test_cross_grids_set_macros_and_name_runs():
       "LEARNING_RATE": 1e-3, "DROPOUT_RATE": 0.3}
 
 
+def test_phase_overrides_and_prefixes():
+  ptjf = {"kind": "ptjf", "pretrain_steps": 40, "finetune_steps": 10,
+          "rates": [0.5], "overrides": {"LEARNING_RATE": 0.01},
+          "finetune_overrides": {"WARMUP_STEPS": 5}}
+  exp = make(ptjf, {**ptjf, "kind": "restart"})
+  phases = {k: dict(p.overrides) for k, (_, p) in exp.phases().items()}
+  assert phases == {
+      "pretrain_s40/pretrain": {"LEARNING_RATE": 0.01},
+      "ptjf_r0.5/finetune": {"LEARNING_RATE": 0.01, "WARMUP_STEPS": 5},
+      "restart_r0.5/main": {"LEARNING_RATE": 0.01},
+      "restart_r0.5/restart": {"LEARNING_RATE": 0.01, "WARMUP_STEPS": 5}}
+  with pytest.raises(UserError, match="two different runs are named "
+                     "'pretrain_s40': give one of the sweeps a prefix"):
+    make(ptjf, {**ptjf, "overrides": {}, "rates": [0.3]})
+  exp = make(ptjf, {**ptjf, "overrides": {}, "rates": [0.3], "prefix": "base"})
+  assert [r.name for r in exp.runs] == ["pretrain_s40", "ptjf_r0.5",
+                                        "base_pretrain_s40", "base_r0.3"]
+
+
 def test_pretrain_length_with_fixed_total():
   exp = make({"kind": "pretrain_length", "pretrain_steps": [10, 30],
               "total_steps": 50, "rates": [0.5]})
@@ -127,6 +146,11 @@ def test_plan_errors():
                      "sweep": [{"kind": "scalarization"}]})
   with pytest.raises(UserError, match="unknown field 'modle' in"):
     make({"kind": "scalarization", "steps": 1, "rates": [0.5]}, modle="x")
+  with pytest.raises(UserError, match="feature_lengths = {'inputs': 0}"):
+    make({"kind": "scalarization", "steps": 1, "rates": [0.5]},
+         feature_lengths={"inputs": 0})
+  with pytest.raises(UserError, match="unknown engine 'tpu'"):
+    make({"kind": "scalarization", "steps": 1, "rates": [0.5]}, engine="tpu")
   with pytest.raises(UserError, match="unknown phase 'nope/pre'"):
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
         {"name": "b", "phase": [{"tasks": "t", "steps": 5, "from": "nope/pre"}]}]})
