@@ -17,7 +17,8 @@ from ptjf.launch import tpu
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("plan", metavar="PLAN",
-                      help="plan .toml file, or a built-in plan name (e.g. demo)")
+                      help="plan .toml file, or a built-in plan name "
+                      "(e.g. demo)")
   parser.add_argument("--runs-dir", default="runs",
                       help="where RUNS_DIR/<experiment>/<run>/<phase>/ go "
                       "(default: ./runs)")

@@ -10,7 +10,8 @@ are skipped, and every failure is listed at the end with its log.
 
     [1/4] ro_fr/pretrain_s2000/pretrain: running (2000 steps)
     [2/4] ro_fr/ptjf_r0.1/finetune: running (1000 steps)
-    [3/4] ro_fr/ptjf_r0.3/finetune: FAILED (exit 1); log runs/ro_fr/ptjf_r0.3/finetune/log.txt
+    [3/4] ro_fr/ptjf_r0.3/finetune: FAILED (exit 1: <its last line>); log
+          runs/ro_fr/ptjf_r0.3/finetune/log.txt
     [4/4] ro_fr/ptjf_r0.5/finetune: done before (checkpoint_1000), reused
 """
 import dataclasses
@@ -111,7 +112,8 @@ def _macros(job: Job) -> dict:
           **exp.overrides, **dict(job.phase.overrides)}
 
 
-_LOCAL_START_GIN = {"scratch": [], "params_only": ["local/finetune_params_only.gin"],
+_LOCAL_START_GIN = {"scratch": [],
+                    "params_only": ["local/finetune_params_only.gin"],
                     "continue": ["local/continue.gin"]}
 
 
@@ -126,7 +128,8 @@ def local_command(job: Job) -> list[str]:
              f"--gin_file=local/{exp.optimizer}.gin"]
   command += [f"--gin_file={f}" for f in _LOCAL_START_GIN[job.phase.start]]
   command.append(f"--gin.MODEL_DIR={t5x.gin_literal(job.model_dir)}")
-  command += [f"--gin.{k}={t5x.gin_literal(v)}" for k, v in _macros(job).items()]
+  command += [f"--gin.{k}={t5x.gin_literal(v)}"
+              for k, v in _macros(job).items()]
   if job.init_checkpoint:
     command.append(
         f"--gin.INITIAL_CHECKPOINT_PATH={t5x.gin_literal(job.init_checkpoint)}")
@@ -171,7 +174,8 @@ def t5x_command(job: Job) -> list[str]:
   return t5x.train_command(t5x.T5xPhase(
       gin_files=(gin_file,), model_dir=str(job.model_dir), macros=macros,
       start=phase.start,
-      init_checkpoint=str(job.init_checkpoint) if job.init_checkpoint else None),
+      init_checkpoint=(str(job.init_checkpoint) if job.init_checkpoint
+                       else None)),
       python=sys.executable)
 
 
@@ -305,8 +309,9 @@ def _engine_echo(prefix: str) -> Callable[[str], None]:
   return show
 
 
-def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RUNS_DIR,
-             *, only_runs: Iterable[str] | None = None, dry_run: bool = False,
+def run_plan(exp: plan_lib.Experiment,
+             runs_dir: str | pathlib.Path = DEFAULT_RUNS_DIR, *,
+             only_runs: Iterable[str] | None = None, dry_run: bool = False,
              command_builder: CommandBuilder | None = None,
              corpus_dir: str | None = None) -> Summary:
   """Runs (or with dry_run, lists) the plan's phases; see the module doc.
@@ -376,7 +381,7 @@ def run_plan(exp: plan_lib.Experiment, runs_dir: str | pathlib.Path = DEFAULT_RU
 
 def _run_phase(job: Job, record: dict, command: list[str],
                head: str) -> str | None:
-  """Writes ptjf_phase.json and trains; None if finished, else what went wrong."""
+  """Writes ptjf_phase.json and trains; None if finished, else the problem."""
   job.model_dir.mkdir(parents=True, exist_ok=True)
   (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
   log_path = job.model_dir / LOG_FILE
@@ -393,7 +398,7 @@ def _run_phase(job: Job, record: dict, command: list[str],
 
 def _job(exp: plan_lib.Experiment, key: str, runs_dir: pathlib.Path,
          corpus_dir: str | None) -> Job:
-  """The Job of phase `key` ("run/phase"): its MODEL_DIR and start checkpoint."""
+  """The Job of phase `key` ("run/phase"): MODEL_DIR and start checkpoint."""
   run, phase = exp.phases()[key]
   init = None
   if phase.parent:

@@ -6,8 +6,8 @@ A phase may start from another run's phase, so a PTJF grid shares ONE
 pre-training run among all its fine-tune runs:
 
     ro_fr/pretrain_s2000/pretrain          scratch, high task only, 2000 steps
-    ro_fr/ptjf_r0.3/finetune               params_only from the above, 1000 steps
-    ro_fr/ptjf_r0.5/finetune               params_only from the same, 1000 steps
+    ro_fr/ptjf_r0.3/finetune               params_only from it, 1000 steps
+    ro_fr/ptjf_r0.5/finetune               params_only from it, 1000 steps
 
 Rates are the LOW-resource task's sampling rate (the paper's grid i/10, as
 `ptjf.tasks.mixing.static_grid`); with more than two tasks a temperature tau
@@ -45,7 +45,8 @@ ENGINES = ("local", "t5x")
 START_MODES = ("scratch", "params_only", "continue")
 KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length")
 # Grids that can be crossed with any sweep: plan key -> (gin macro, run suffix).
-CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"), "dropouts": ("DROPOUT_RATE", "d"),
+CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"),
+               "dropouts": ("DROPOUT_RATE", "d"),
                "warmups": ("WARMUP_STEPS", "w")}
 
 
@@ -149,7 +150,8 @@ class _Mix:
   tau: float | None
 
 
-def _grid(sweep: Mapping[str, Any], exp: "Experiment", where: str) -> list[_Mix]:
+def _grid(sweep: Mapping[str, Any], exp: "Experiment",
+          where: str) -> list[_Mix]:
   """Mixture points of a sweep: `rates` (two tasks) or `taus` (any number)."""
   tasks = exp.high + exp.low
   if "rates" in sweep and "taus" in sweep:
@@ -406,7 +408,8 @@ def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
                     "{inputs = 64, targets = 64} (positive token counts)")
   engine = settings.get("engine", "local")
   if engine not in ENGINES:
-    raise UserError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    raise UserError(f"unknown engine {engine!r}: use one of "
+                    f"{', '.join(ENGINES)}")
   exp = Experiment(
       name=str(settings["name"]), engine=engine,
       model=settings.get("model", "small"),

@@ -1,4 +1,4 @@
-"""Running plans (ptjf.launch.execute) with a fake trainer, and once for real."""
+"""Running plans (ptjf.launch.execute) with a fake trainer, once for real."""
 import json
 import pathlib
 import sys
@@ -15,7 +15,8 @@ from ptjf.launch import execute, plan
 # checkpoint_<KILL_AT> when its model dir contains KILL.
 FAKE_TRAINER = """
 import os, pathlib, re, signal, sys
-model_dir, steps, init = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+model_dir, steps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+init = sys.argv[3]
 calls, fail, kill, kill_at = sys.argv[4:8]
 done = [int(m.group(1)) for p in model_dir.glob("checkpoint_*")
         if (m := re.match(r"checkpoint_(\\d+)$", p.name))]
@@ -77,7 +78,8 @@ def test_runs_in_order_then_reuses_everything(tmp_path, fake, capsys):
   runs = tmp_path / "runs"
   summary = execute.run_plan(exp, runs, command_builder=fake)
   assert summary.ok and len(summary.ran) == 4
-  assert fake.calls() == [("pretrain_s6/pretrain", 0), ("ptjf_r0.3/finetune", 0),
+  assert fake.calls() == [("pretrain_s6/pretrain", 0),
+                          ("ptjf_r0.3/finetune", 0),
                           ("ptjf_r0.5/finetune", 0), ("scal_r0.5/main", 0)]
   out = capsys.readouterr().out
   assert "[2/4] ro_fr/ptjf_r0.3/finetune: running (4 steps)" in out
@@ -89,7 +91,8 @@ def test_runs_in_order_then_reuses_everything(tmp_path, fake, capsys):
       "phase": "finetune",
       "rates": {"translate_en_fr": 0.7, "translate_en_ro": 0.3}, "steps": 4,
       "batch_size": 8,
-      "start": {"mode": "params_only", "from": "pretrain_s6/pretrain/checkpoint_6"},
+      "start": {"mode": "params_only",
+                "from": "pretrain_s6/pretrain/checkpoint_6"},
       "corpus_hash": None, "engine": "local"}
 
   again = execute.run_plan(exp, runs, command_builder=fake)
@@ -103,7 +106,8 @@ def test_only_runs_with_dependencies_and_dry_run(tmp_path, fake, capsys):
   runs = tmp_path / "runs"
   dry = execute.run_plan(exp, runs, only_runs=["ptjf_r0.5"], dry_run=True,
                          command_builder=fake)
-  assert dry.planned == ["ro_fr/pretrain_s6/pretrain", "ro_fr/ptjf_r0.5/finetune"]
+  assert dry.planned == ["ro_fr/pretrain_s6/pretrain",
+                         "ro_fr/ptjf_r0.5/finetune"]
   out = capsys.readouterr().out
   assert "total: 10 steps in 2 phases" in out and "nothing was started" in out
   assert not fake.calls() and not runs.exists()
@@ -167,16 +171,17 @@ def test_local_command_follows_the_engine_contract(tmp_path):
   exp = plan.parse_plan({**PLAN, "experiment": {
       **PLAN["experiment"], "overrides": {"LEARNING_RATE": 0.001}}})
   run, phase = exp.phases()["ptjf_r0.3/finetune"]
-  job = execute.Job(exp, run, phase, tmp_path / "ft", tmp_path / "pre/checkpoint_6",
-                    "/data/corpus")
+  init = tmp_path / "pre/checkpoint_6"
+  job = execute.Job(exp, run, phase, tmp_path / "ft", init, "/data/corpus")
   command = execute.local_command(job)
   assert command[:5] == [sys.executable, "-P", "-m", "ptjf.cli", "train"]
   assert [a for a in command if a.startswith("--gin_file=")] == [
       "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
-      "--gin_file=local/nmt_adam.gin", "--gin_file=local/finetune_params_only.gin"]
+      "--gin_file=local/nmt_adam.gin",
+      "--gin_file=local/finetune_params_only.gin"]
   for arg in (f'--gin.MODEL_DIR="{tmp_path / "ft"}"', "--gin.TRAIN_STEPS=4",
               "--gin.BATCH_SIZE=8", "--gin.LEARNING_RATE=0.001",
-              f'--gin.INITIAL_CHECKPOINT_PATH="{tmp_path / "pre/checkpoint_6"}"',
+              f'--gin.INITIAL_CHECKPOINT_PATH="{init}"',
               "--gin_bindings=MIXTURE_OR_TASK_NAME = @rate_mixture()",
               "--gin_bindings=rate_mixture.tasks = "
               "['translate_en_fr', 'translate_en_ro']",
@@ -214,7 +219,8 @@ def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   runs = tmp_path / "runs"
   execute.run_plan(plan.parse_plan(PLAN), runs, only_runs=["scal_r0.5"],
                    command_builder=fake, corpus_dir=str(corpus))
-  record = json.loads((runs / "ro_fr/scal_r0.5/main/ptjf_phase.json").read_text())
+  record = json.loads(
+      (runs / "ro_fr/scal_r0.5/main/ptjf_phase.json").read_text())
   assert record["task_sizes"] == {"translate_en_fr": 400, "translate_en_ro": 40}
   assert record["corpus_hash"] == "c0ffee"
   missing = {**PLAN, "experiment": {**PLAN["experiment"],

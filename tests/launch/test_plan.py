@@ -153,14 +153,16 @@ def test_plan_errors():
     make({"kind": "scalarization", "steps": 1, "rates": [0.5]}, engine="tpu")
   with pytest.raises(UserError, match="unknown phase 'nope/pre'"):
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
-        {"name": "b", "phase": [{"tasks": "t", "steps": 5, "from": "nope/pre"}]}]})
+        {"name": "b", "phase": [{"tasks": "t", "steps": 5,
+                                 "from": "nope/pre"}]}]})
   with pytest.raises(UserError, match="cycle: a/x -> b/y -> a/x"):
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
         {"name": "a", "phase": [{"name": "x", "tasks": "t", "steps": 5,
                                  "from": "b/y"}]},
         {"name": "b", "phase": [{"name": "y", "tasks": "t", "steps": 5,
                                  "from": "a/x"}]}]})
-  with pytest.raises(UserError, match="two different runs are named 'scal_r0.5'"):
+  with pytest.raises(UserError,
+                     match="two different runs are named 'scal_r0.5'"):
     make({"kind": "scalarization", "steps": 1, "rates": [0.5]},
          {"kind": "scalarization", "steps": 2, "rates": [0.5]})
   exp = make({"kind": "scalarization", "steps": 1, "rates": [0.5]})
