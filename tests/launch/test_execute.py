@@ -228,3 +228,32 @@ def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   with pytest.raises(UserError, match="unknown local task 'translate_en_de'"):
     execute.run_plan(plan.parse_plan(missing), runs, corpus_dir=str(corpus))
   assert not (runs / "ro_fr/pretrain_s6").exists()
+
+
+def test_cli_dry_run_of_a_plan_file_and_one_run(tmp_path, capsys):
+  from ptjf import cli  # pylint: disable=g-import-not-at-top
+  plan_file = tmp_path / "mine.toml"
+  plan_file.write_text("""
+[experiment]
+name = "mine"
+high = "translate_en_fr"
+low = "translate_en_ro"
+
+[[sweep]]
+kind = "ptjf"
+pretrain_steps = 200
+finetune_steps = 100
+rates = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+""")
+  runs = str(tmp_path / "runs")
+  assert cli.main(["sweep", str(plan_file), "--dry-run", "--runs-dir",
+                   runs]) == 0
+  out = capsys.readouterr().out
+  assert "total: 1100 steps in 10 phases (2700 if nothing were shared)" in out
+  assert cli.main(["run", str(plan_file), "--run", "ptjf_r0.9", "--dry-run",
+                   "--runs-dir", runs]) == 0
+  out = capsys.readouterr().out
+  assert "[2/2] mine/ptjf_r0.9/finetune: would be running (100 steps)" in out
+  assert cli.main(["run", str(plan_file), "--run", "ptjf_r1"]) == 2
+  assert "ptjf: error: no run 'ptjf_r1' in plan 'mine'" in (
+      capsys.readouterr().err)
