@@ -28,10 +28,24 @@ of a two-phase run, e.g. the paper's shorter fine-tune warmup):
 - `pretrain_length`: PTJF with `pretrain_steps` a list and either
   `finetune_steps` fixed or `total_steps` fixed (fine-tune = total - pre).
 
-Runs can also be written out as `[[run]]` tables with `[[run.phase]]`
-entries (see `_explicit_run`). `load_plan(path_or_name)` reads a plan file or
-a built-in plan (`launch/plans/<name>.toml`) and validates it; every mistake
-is a one-line `UserError`.
+Runs can also be written out, phase by phase (`from` = "run/phase", or a
+phase of the same run; `start` defaults to params_only when `from` is given):
+
+    [[run]]
+    name = "warm_ro"
+    method = "transfer"
+    [[run.phase]]
+    name = "finetune"
+    tasks = ["translate_en_fr", "translate_en_ro"]
+    rates = [0.5, 0.5]
+    steps = 1000
+    from = "pretrain_s2000/pretrain"
+    overrides = {WARMUP_STEPS = 100}
+
+`load_plan(path_or_name, **experiment_overrides)` reads a plan file or a
+built-in plan (`launch/plans/<name>.toml`) and validates it; every mistake is
+a one-line `UserError`. A relative corpus_dir is relative to the working
+directory.
 """
 import dataclasses
 import itertools
