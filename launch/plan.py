@@ -145,6 +145,11 @@ def _rate(value: Any, where: str) -> float:
   return float(value)
 
 
+def _positive_number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and 0 < value < float("inf"))
+
+
 def _check_keys(table: Mapping[str, Any], allowed: Iterable[str],
                 where: str) -> None:
   allowed = set(allowed)
@@ -182,9 +187,8 @@ def _grid(sweep: Mapping[str, Any], exp: "Experiment",
             for r in (_rate(r, where) for r in rates)]
   if "taus" in sweep:
     taus = sweep["taus"]
-    if (not isinstance(taus, list) or not taus or not all(
-        isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0
-        for t in taus)):
+    if (not isinstance(taus, list) or not taus
+        or not all(_positive_number(t) for t in taus)):
       raise UserError(f"{where}: taus must be a non-empty list of positive "
                       "temperatures, e.g. [1, 3.33]")
     return [_Mix(f"t{_fmt(t)}", None, float(t)) for t in taus]
@@ -368,10 +372,15 @@ def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
       tasks = [tasks]
     if not isinstance(tasks, list) or not tasks:
       raise UserError(f"{pwhere} has no tasks: give tasks = [\"...\"]")
-    rates = p.get("rates")
-    if rates is not None and (not isinstance(rates, list)
-                              or len(rates) != len(tasks)):
-      raise UserError(f"{pwhere}: give one rate per task ({len(tasks)})")
+    rates, tau = p.get("rates"), p.get("tau")
+    if rates is not None and (
+        not isinstance(rates, list) or len(rates) != len(tasks)
+        or not all(_positive_number(r) for r in rates)):
+      raise UserError(f"{pwhere}: give one positive rate per task "
+                      f"({len(tasks)})")
+    if tau is not None and not _positive_number(tau):
+      raise UserError(f"{pwhere}: tau = {tau!r} is not a positive number: "
+                      "use e.g. 3.33")
     start = p.get("start", "scratch" if "from" not in p else "params_only")
     if start not in START_MODES:
       raise UserError(f"{pwhere}: unknown start {start!r}: use one of "
@@ -383,7 +392,7 @@ def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
         name=p.get("name", "main"), tasks=tuple(tasks),
         steps=_positive_int(p.get("steps"), f"{pwhere} steps"),
         rates=tuple(float(r) for r in rates) if rates else None,
-        tau=p.get("tau"), start=start, parent=parent,
+        tau=None if tau is None else float(tau), start=start, parent=parent,
         overrides=tuple(_overrides(p.get("overrides", {}), pwhere).items())))
   if not phases:
     raise UserError(f"{where} {name!r} has no [[run.phase]]: give at least one")
@@ -476,10 +485,6 @@ def validate(exp: Experiment) -> None:
     if phase.parent and phase.parent not in phases:
       raise UserError(f"{key} starts from unknown phase {phase.parent!r}: "
                       f"use one of {', '.join(phases)}")
-    if phase.rates is not None:
-      if len(phase.rates) != len(phase.tasks) or any(r <= 0
-                                                     for r in phase.rates):
-        raise UserError(f"{key}: give one positive rate per task")
     if len(phase.tasks) > 1 and phase.rates is None and phase.tau is None:
       raise UserError(f"{key} has {len(phase.tasks)} tasks but no rates or "
                       "tau: give one of them")

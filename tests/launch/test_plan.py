@@ -151,6 +151,13 @@ def test_plan_errors():
          feature_lengths={"inputs": 0})
   with pytest.raises(UserError, match="unknown engine 'tpu'"):
     make({"kind": "scalarization", "steps": 1, "rates": [0.5]}, engine="tpu")
+  with pytest.raises(UserError, match="give one positive rate per task"):
+    plan.parse_plan({"experiment": EXPERIMENT, "run": [
+        {"name": "b", "phase": [{"tasks": ["a", "b"], "steps": 5,
+                                 "rates": [1, "x"]}]}]})
+  with pytest.raises(UserError, match="has 2 tasks but no rates or tau"):
+    plan.parse_plan({"experiment": EXPERIMENT, "run": [
+        {"name": "b", "phase": [{"tasks": ["a", "b"], "steps": 5}]}]})
   with pytest.raises(UserError, match="unknown phase 'nope/pre'"):
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
         {"name": "b", "phase": [{"tasks": "t", "steps": 5,
