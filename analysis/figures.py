@@ -81,8 +81,28 @@ def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
-  ax.legend(fontsize=7, loc="best")
+  ax.legend(handles=_legend_handles(ax, labels, best_line is not None),
+            fontsize=7, loc="best")
   return mappable
+
+
+def _legend_handles(ax, labels, with_best_line):
+  """Legend entries in neutral grey (point colour means rate, not method),
+  each with its method's front colour as the marker edge."""
+  from matplotlib.lines import Line2D
+  handles = []
+  for label in labels:
+    st = style(label, labels)
+    handles.append(Line2D([], [], ls="-", lw=1.2, color=st["front_color"],
+                          marker=st["marker"], markerfacecolor="lightgray",
+                          markeredgecolor=(st["edgecolor"] if st["edgecolor"]
+                                           != "none" else st["front_color"]),
+                          markersize=10 if st["marker"] == "*" else 7,
+                          label=label))
+  if with_best_line:
+    handles += [h for h in ax.get_legend_handles_labels()[0]
+                if h.get_label().startswith("best scalarization")]
+  return handles
 
 
 def _final(split: str, metric: str):

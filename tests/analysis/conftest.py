@@ -30,10 +30,12 @@ def _low_loss(low_examples: float, high_examples: float) -> float:
 
 
 def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
-                bleu: bool = False, low_bonus: float = 0.0) -> None:
+                bleu: bool = False, low_bonus: float = 0.0,
+                tasks: tuple[str, ...] = (HIGH, LOW)) -> None:
   """One phase logdir: train/, training_eval/, training_eval_train/ and
   (optionally) inference_eval/ event files plus ptjf_phase.json; `low_bonus`
-  lowers the low-resource loss (what pre-training buys)."""
+  lowers the low-resource loss (what pre-training buys). `tasks[0]` is the
+  high-resource task; every other task gets the low-resource curve."""
   import tensorflow as tf
   path.mkdir(parents=True, exist_ok=True)
   (path / "ptjf_phase.json").write_text(json.dumps(meta))
@@ -41,27 +43,28 @@ def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
       f"BATCH_SIZE = {meta['batch_size']}\nTRAIN_STEPS = {meta['steps']}\n")
   rates = meta["rates"]
   writers = {"train": tf.summary.create_file_writer(str(path / "train"))}
-  for task in (HIGH, LOW):
+  for task in tasks:
     for sub in ("training_eval", "training_eval_train") + (
         ("inference_eval",) if bleu else ()):
       writers[(sub, task)] = tf.summary.create_file_writer(
           str(path / sub / task))
   for step in range(EVAL_EVERY, meta["steps"] + 1, EVAL_EVERY):
-    seen = {t: step * BATCH * rates.get(t, 0.0) for t in (HIGH, LOW)}
-    high_ex = start_examples[0] + seen[HIGH]
-    low_ex = start_examples[1] + seen[LOW]
-    val = {HIGH: _high_loss(high_ex),
-           LOW: _low_loss(low_ex, high_ex) - low_bonus}
+    seen = {t: step * BATCH * rates.get(t, 0.0) for t in tasks}
+    high_ex = start_examples[0] + seen[tasks[0]]
+    val = {tasks[0]: _high_loss(high_ex)}
+    for i, task in enumerate(tasks[1:]):
+      val[task] = (_low_loss(start_examples[1] + seen[task], high_ex)
+                   - low_bonus + 0.2 * i)
     with writers["train"].as_default(step=step):
       tf.summary.scalar("loss", sum(rates.get(t, 0) * v for t, v in val.items()))
       tf.summary.scalar("learning_rate", 1e-3)
-      for t in (HIGH, LOW):
+      for t in tasks:
         tf.summary.scalar(f"examples_seen/{t}", seen[t])
-    for task in (HIGH, LOW):
+    for task in tasks:
       with writers[("training_eval", task)].as_default(step=step):
         tf.summary.scalar("loss", val[task])
       with writers[("training_eval_train", task)].as_default(step=step):
-        overfit = 0.3 * min(1.0, (low_ex if task == LOW else high_ex) / 3000)
+        overfit = 0.3 * min(1.0, seen[task] / 3000)
         tf.summary.scalar("loss", val[task] - 0.1 - overfit)
       if bleu:
         with writers[("inference_eval", task)].as_default(step=step):
@@ -70,8 +73,9 @@ def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
     writer.close()
 
 
-def _meta(run, method, phase, rates, steps, start_from=None, mode="scratch"):
-  return {"experiment": "nmt", "run": run, "method": method, "phase": phase,
+def _meta(run, method, phase, rates, steps, start_from=None, mode="scratch",
+          experiment="nmt"):
+  return {"experiment": experiment, "run": run, "method": method, "phase": phase,
           "rates": rates, "steps": steps, "batch_size": BATCH,
           "start": {"mode": mode, "from": start_from},
           "corpus_hash": "c0ffee", "engine": "local", "task_sizes": SIZES}
@@ -81,7 +85,7 @@ def build_sweep(root: pathlib.Path) -> pathlib.Path:
   """A small scalarization grid (two lengths), PTJF (two pre-training lengths)
   and restart, under root/nmt/<run>/<phase>/."""
   exp = root / "nmt"
-  for low_rate in (0.05, 0.15, 0.3, 0.5):
+  for low_rate in (0.05, 0.15, 0.3, 0.5):  # the low task's rate
     rates = {HIGH: 1 - low_rate, LOW: low_rate}
     write_phase(exp / f"scal_{low_rate}" / "main",
                 _meta(f"scal_{low_rate}", "scalarization", "main", rates, 400),
@@ -115,7 +119,38 @@ def build_sweep(root: pathlib.Path) -> pathlib.Path:
   return root
 
 
+LM_TASKS = ("span_corruption_en", "span_corruption_hi", "span_corruption_gd")
+
+
+def build_lm_experiment(root: pathlib.Path) -> pathlib.Path:
+  """A three-language experiment `lm` (tau-like rates, PTJF and restart) under
+  root/lm/<run>/<phase>/, without task_sizes."""
+  def meta(run, method, phase, rates, steps, start_from=None):
+    m = _meta(run, method, phase, rates, steps, start_from,
+              "params_only" if start_from else "scratch", experiment="lm")
+    del m["task_sizes"]
+    return m
+  mix = dict(zip(LM_TASKS, (0.6, 0.25, 0.15)))
+  exp = root / "lm"
+  write_phase(exp / "scal" / "main", meta("scal", "scalarization", "main",
+                                          mix, 200), tasks=LM_TASKS)
+  write_phase(exp / "pretrain" / "pretrain",
+              meta("pretrain", "ptjf", "pretrain", {LM_TASKS[0]: 1.0}, 100),
+              tasks=LM_TASKS)
+  write_phase(exp / "ptjf" / "finetune",
+              meta("ptjf", "ptjf", "finetune", mix, 100,
+                   "pretrain/pretrain/checkpoint_100"),
+              start_examples=(100 * BATCH, 0.0), low_bonus=0.1, tasks=LM_TASKS)
+  return root
+
+
 @pytest.fixture(scope="session")
 def sweep_dir(tmp_path_factory) -> pathlib.Path:
   """A synthetic RUNS_DIR with one experiment `nmt` (see build_sweep)."""
   return build_sweep(tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture
+def lm_runs_dir(tmp_path) -> pathlib.Path:
+  """A synthetic RUNS_DIR with the three-language experiment `lm`."""
+  return build_lm_experiment(tmp_path / "runs")

@@ -38,9 +38,11 @@ def test_sweep_numbers(sweep_dir):
 
 
 def test_low_task_override_and_bad_name(sweep_dir):
-  losses = report.best_low_resource_losses(sweep_dir,
-                                           low_task="translate_en_fr")
-  assert set(losses) >= {"ptjf", "scalarization 400"}
+  losses = report.best_low_resource_losses(sweep_dir)
+  assert set(losses) == {"ptjf", "restart", "scalarization"}
+  assert losses["ptjf"] < losses["scalarization"]
+  high = report.best_low_resource_losses(sweep_dir, low_task="translate_en_fr")
+  assert high["scalarization"] < losses["scalarization"]
   with pytest.raises(Exception, match="not a task of these runs"):
     report.best_low_resource_losses(sweep_dir, low_task="xx")
 
@@ -70,6 +72,17 @@ def test_cli_no_runs_is_one_line_error(tmp_path, capsys):
   assert cli.main(["report", str(tmp_path)]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "no runs" in err[0]
+
+
+def test_multi_language_experiment_gets_language_bars(lm_runs_dir):
+  runs_dir = lm_runs_dir
+  phases, rows = events.read_runs(runs_dir)
+  # No task_sizes: the low task is the smallest mean scalarization rate.
+  assert numbers.low_resource_task(phases) == "span_corruption_gd"
+  page = report.write_report(runs_dir)
+  assert page == runs_dir / "report" / "report.html"
+  assert (runs_dir / "report" / "lm_languages.png").stat().st_size > 5000
+  assert (runs_dir / "report" / "lm_tradeoff.png").is_file()
 
 
 def test_report_on_real_t5x_logdir(tmp_path):
