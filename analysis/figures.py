@@ -171,11 +171,14 @@ def efficiency_figure(best: dict, low: str):
   if not drawn:
     plt.close(fig)
     return None
-  from matplotlib.ticker import ScalarFormatter
+  from matplotlib import ticker
   ax.set_xscale("log")
   ax.set_yscale("log")
-  ax.yaxis.set_major_formatter(ScalarFormatter())
-  ax.yaxis.set_minor_formatter(ScalarFormatter())
+  ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+  ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+  ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+  ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
+  ax.yaxis.set_minor_formatter(ticker.ScalarFormatter())
   ax.set_xlabel(f"{low} examples seen")
   ax.set_ylabel(f"{low} validation loss")
   ax.set_title("data efficiency (best run per method)")

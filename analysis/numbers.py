@@ -213,6 +213,18 @@ def _fmt(value) -> str:
   return str(value)
 
 
+def gain_sentence(numbers: dict) -> str:
+  """PTJF's best low-resource loss against scalarization's, in words.
+
+  >>> gain_sentence({"ptjf_gain_abs": 0.2, "ptjf_gain_pct": 8.0})
+  'best PTJF low-resource validation loss is 0.2 lower (8%) than the best scalarization'
+  """
+  abs_gain, pct = numbers["ptjf_gain_abs"], numbers["ptjf_gain_pct"]
+  word = "lower" if abs_gain >= 0 else "higher"
+  return (f"best PTJF low-resource validation loss is {_fmt(abs(abs_gain))} "
+          f"{word} ({_fmt(abs(pct))}%) than the best scalarization")
+
+
 def numbers_markdown(numbers: dict) -> str:
   """One experiment's numbers as a markdown section."""
   lines = [f"## {numbers['experiment']}", "",
@@ -227,9 +239,7 @@ def numbers_markdown(numbers: dict) -> str:
                  f"{numbers['best_run'].get(m, '-')} | {_fmt(compute)} |")
   lines.append("")
   if "ptjf_gain_abs" in numbers:
-    lines.append(f"- PTJF vs best scalarization (low-resource val loss): "
-                 f"{_fmt(numbers['ptjf_gain_abs'])} lower "
-                 f"({_fmt(numbers['ptjf_gain_pct'])}%)")
+    lines.append(f"- {gain_sentence(numbers)}")
     lines.append(f"- low-resource examples to reach the best scalarization "
                  f"loss: PTJF {_fmt(numbers['ptjf_examples_to_reach'])} vs "
                  f"scalarization {_fmt(numbers['scalarization_examples'])}")

@@ -108,10 +108,7 @@ def _numbers_html(numbers: dict) -> str:
                       | set(numbers["compute_steps"])))
   bullets = []
   if "ptjf_gain_abs" in numbers:
-    bullets.append(
-        f"PTJF vs best scalarization, low-resource validation loss: "
-        f"<b>{fmt(numbers['ptjf_gain_abs'])}</b> lower "
-        f"(<b>{fmt(numbers['ptjf_gain_pct'])}%</b>)")
+    bullets.append(html.escape(numbers_lib.gain_sentence(numbers)))
     bullets.append(
         f"low-resource examples to reach the best scalarization loss: PTJF "
         f"{fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
