@@ -13,6 +13,7 @@ from ptjf.analysis import events as events_lib
 from ptjf.analysis import figures
 from ptjf.analysis import numbers as numbers_lib
 from ptjf.analysis import runs as runs_lib
+from ptjf.errors import UserError
 
 _CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;
@@ -124,27 +125,56 @@ def _numbers_html(numbers: dict) -> str:
           + "".join(f"<li>{b}</li>" for b in bullets) + "</ul>")
 
 
+def _experiments(runs_dir, low_task: str | None):
+  """(experiment, phases, rows, numbers or the UserError that stopped them)
+  per experiment; raises the first error if no experiment can be analysed
+  (e.g. only single-task runs and no --low-task)."""
+  phases, rows = events_lib.read_runs(runs_dir)
+  out, errors = [], []
+  for experiment, (exp_phases, exp_rows) in _by_experiment(phases,
+                                                           rows).items():
+    try:
+      numbers = numbers_lib.experiment_numbers(exp_phases, exp_rows, low_task)
+    except UserError as e:
+      errors.append(e)
+      numbers = e
+    out.append((experiment, exp_phases, exp_rows, numbers))
+  if len(errors) == len(out):
+    raise errors[0]
+  return out
+
+
+def _img(png: pathlib.Path) -> str:
+  """An inline base64 <figure> of a saved PNG, linking its SVG twin."""
+  data = base64.b64encode(png.read_bytes()).decode()
+  name = html.escape(png.stem)
+  return (f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
+          f"<figcaption>{name} (<a href='{name}.svg'>svg</a>)</figcaption>"
+          "</figure>")
+
+
 def write_report(runs_dir, out_dir=None, low_task: str | None = None
                  ) -> pathlib.Path:
   """Write report.html, report.md and the figures; returns the HTML path.
 
-  out_dir defaults to RUNS_DIR/report.
+  out_dir defaults to RUNS_DIR/report. An experiment that cannot be analysed
+  (say, single-task runs only) is listed with the reason instead.
   """
   runs_dir = pathlib.Path(runs_dir)
   out = pathlib.Path(out_dir) if out_dir else runs_dir / "report"
-  phases, rows = events_lib.read_runs(runs_dir)
   sections, markdown = [], [f"# ptjf report: {runs_dir}\n"]
-  for experiment, (exp_phases, exp_rows) in _by_experiment(phases,
-                                                           rows).items():
-    numbers = numbers_lib.experiment_numbers(exp_phases, exp_rows, low_task)
+  for experiment, exp_phases, exp_rows, numbers in _experiments(runs_dir,
+                                                                low_task):
+    head = f"<h2>{html.escape(experiment)}</h2>"
+    if isinstance(numbers, UserError):
+      reason = str(numbers).splitlines()[0]
+      sections.append(f"{head}<p>not analysed: {html.escape(reason)}</p>"
+                      f"<h3>Runs</h3>{_runs_table(exp_phases, exp_rows, '')}")
+      markdown.append(f"## {experiment}\n\nnot analysed: {reason}\n")
+      continue
     pngs = _experiment_figures(exp_phases, exp_rows, numbers, out)
-    imgs = "".join(
-        f"<figure><img alt='{html.escape(p.stem)}' src='data:image/png;base64,"
-        f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption>"
-        f"{html.escape(p.stem)} (<a href='{html.escape(p.stem)}.svg'>svg</a>)"
-        "</figcaption></figure>" for p in pngs)
     sections.append(
-        f"<h2>{html.escape(experiment)}</h2>{_numbers_html(numbers)}{imgs}"
+        f"{head}{_numbers_html(numbers)}{''.join(_img(p) for p in pngs)}"
         f"<h3>Runs</h3>{_runs_table(exp_phases, exp_rows, numbers['low_task'])}")
     markdown.append(numbers_lib.numbers_markdown(numbers))
     markdown.append("Figures: " + ", ".join(f"`{p.name}`" for p in pngs) + "\n")
@@ -164,12 +194,12 @@ def best_low_resource_losses(runs_dir, low_task: str | None = None
   """Best final low-resource validation loss per method (as named in
   ptjf_phase.json, scalarization lengths merged), over all experiments under
   runs_dir, e.g. {"ptjf": 2.17, "restart": 2.46, "scalarization": 2.40}."""
-  phases, rows = events_lib.read_runs(runs_dir)
   out: dict[str, float] = {}
-  for exp_phases, exp_rows in _by_experiment(phases, rows).values():
-    low = numbers_lib.low_resource_task(exp_phases, low_task)
+  for _, exp_phases, exp_rows, numbers in _experiments(runs_dir, low_task):
+    if isinstance(numbers, UserError):
+      continue
     for point in numbers_lib.run_points(exp_phases, exp_rows):
-      loss = numbers_lib.low_loss(point, low)
+      loss = numbers_lib.low_loss(point, numbers["low_task"])
       if loss is not None:
         out[point.method] = min(loss, out.get(point.method, loss))
   return dict(sorted(out.items()))

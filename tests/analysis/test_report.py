@@ -1,4 +1,5 @@
 """The report on a synthetic sweep: numbers, figures, page, CLI, screenshot."""
+import json
 import pathlib
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from ptjf import cli
 from ptjf.analysis import events
 from ptjf.analysis import numbers
 from ptjf.analysis import report
+from ptjf.errors import UserError
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "t5x_real"
 
@@ -43,7 +45,7 @@ def test_low_task_override_and_bad_name(sweep_dir):
   assert losses["ptjf"] < losses["scalarization"]
   high = report.best_low_resource_losses(sweep_dir, low_task="translate_en_fr")
   assert high["scalarization"] < losses["scalarization"]
-  with pytest.raises(Exception, match="not a task of these runs"):
+  with pytest.raises(UserError, match="not a task of these runs"):
     report.best_low_resource_losses(sweep_dir, low_task="xx")
 
 
@@ -107,3 +109,20 @@ def test_page_screenshot_is_not_blank(sweep_dir, tmp_path):
        page.as_uri()], check=True, capture_output=True, timeout=120)
   colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
   assert colours is not None and len(colours) > 200
+
+
+def test_single_task_experiment_is_listed_not_fatal(sweep_dir, tmp_path):
+  runs_dir = tmp_path / "runs"
+  shutil.copytree(sweep_dir, runs_dir, ignore=shutil.ignore_patterns("report"))
+  solo = runs_dir / "solo" / "fr_only" / "main"
+  shutil.copytree(FIXTURE / "pretrain", solo)
+  (solo / "ptjf_phase.json").write_text(json.dumps(
+      {"experiment": "solo", "run": "fr_only", "method": "transfer",
+       "phase": "main", "rates": {"translate_en_fr": 1.0}, "steps": 6,
+       "batch_size": 8}))
+  html = report.write_report(runs_dir).read_text()
+  assert "<h2>solo</h2><p>not analysed: cannot tell the low-resource task" in html
+  assert "nmt_tradeoff" in html
+  assert "transfer" not in report.best_low_resource_losses(runs_dir)
+  with pytest.raises(UserError, match="pass --low-task"):
+    report.write_report(runs_dir / "solo")
