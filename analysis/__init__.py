@@ -1,4 +1,4 @@
-"""ptjf.analysis: TensorBoard event files -> tidy tables, fronts, figures and a report.
+"""ptjf.analysis: event files -> tidy tables, fronts, figures and a report.
 
 Reads event files only; imports nothing of the engine.
 """

@@ -1,4 +1,4 @@
-"""Event files -> a tidy table: one `Row` per (phase, task, split, step, metric).
+"""Event files -> a tidy table: a `Row` per (phase, task, split, step, metric).
 
 Reads the T5X logdir layout (docs/design.md section 3) with TensorFlow's own
 readers (`tf.data.TFRecordDataset`, `tf.compat.v1.Event`, `tf.make_ndarray`):
@@ -12,6 +12,7 @@ readers (`tf.data.TFRecordDataset`, `tf.compat.v1.Event`, `tf.make_ndarray`):
 A truncated or corrupt event file is reported with a warning naming the file and
 what was read before the damage is kept.
 """
+import csv
 import dataclasses
 import json
 import math
@@ -129,7 +130,8 @@ def read_phase_rows(phase: runs_lib.Phase) -> list[Row]:
   raw = []  # (task, split, step, metric, value)
   train = phase.path / "train"
   if train.is_dir():
-    raw += [(MIXTURE_TASK, "train", s, tag, v) for s, tag, v in _read_dir(train)]
+    raw += [(MIXTURE_TASK, "train", s, tag, v)
+            for s, tag, v in _read_dir(train)]
   for sub, split in _SPLIT_DIRS.items():
     base = phase.path / sub
     if not base.is_dir():
@@ -155,6 +157,19 @@ def read_phase_rows(phase: runs_lib.Phase) -> list[Row]:
               _examples_seen(phase, seen, task, step))
           for task, split, step, metric, value in raw
           if not math.isnan(value)]
+
+
+def write_csv(rows: list[Row], path: pathlib.Path) -> pathlib.Path:
+  """The tidy table as CSV (rates as a JSON object), for pandas & co."""
+  fields = [f.name for f in dataclasses.fields(Row)]
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+      record = dataclasses.asdict(row)
+      record["rates"] = json.dumps(row.rates, sort_keys=True)
+      writer.writerow(record)
+  return path
 
 
 def read_runs(runs_dir) -> tuple[list[runs_lib.Phase], list[Row]]:

@@ -65,10 +65,11 @@ def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
     if not pts:
       continue
     st = style(label, labels)
+    top = max(0.5, max(p.rates.get(low, 0) for p in points))
+    size = 140 if st["marker"] == "*" else 60
     mappable = ax.scatter([t[0] for t in pts], [t[1] for t in pts],
                           c=[t[2] for t in pts], cmap="viridis", vmin=0,
-                          vmax=max(0.5, max(p.rates.get(low, 0) for p in points)),
-                          marker=st["marker"], s=140 if st["marker"] == "*" else 60,
+                          vmax=top, marker=st["marker"], s=size,
                           edgecolors=st["edgecolor"], linewidths=1.2,
                           label=label, zorder=3)
     sign = -1 if maximise else 1
@@ -127,7 +128,8 @@ def tradeoff_figure(points, low: str, high: str):
   for ax, (split, name) in zip(axes[0], splits):
     mappable = _front_panel(
         ax, points, _final(split, "loss"), low, high, f"{high} {name}",
-        f"{low} {name}", name, best_line=best if split == "validation" else None)
+        f"{low} {name}", name,
+        best_line=best if split == "validation" else None)
   if mappable is None:
     plt.close(fig)
     return None

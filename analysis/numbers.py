@@ -35,7 +35,9 @@ def _phase_steps(phase: runs_lib.Phase, rows: list[events_lib.Row]) -> int:
   """A phase's length: its metadata `steps`, else the last logged step."""
   if phase.steps:
     return int(phase.steps)
-  steps = [r.step for r in rows if r.phase == phase.phase and r.run == phase.run]
+  steps = [r.step for r in rows
+           if (r.experiment, r.run, r.phase)
+           == (phase.experiment, phase.run, phase.phase)]
   return max(steps, default=0)
 
 
@@ -216,8 +218,8 @@ def _fmt(value) -> str:
 def gain_sentence(numbers: dict) -> str:
   """PTJF's best low-resource loss against scalarization's, in words.
 
-  >>> gain_sentence({"ptjf_gain_abs": 0.2, "ptjf_gain_pct": 8.0})
-  'best PTJF low-resource validation loss is 0.2 lower (8%) than the best scalarization'
+  >>> gain_sentence({"ptjf_gain_abs": -0.2, "ptjf_gain_pct": -8.0})[-51:]
+  'loss is 0.2 higher (8%) than the best scalarization'
   """
   abs_gain, pct = numbers["ptjf_gain_abs"], numbers["ptjf_gain_pct"]
   word = "lower" if abs_gain >= 0 else "higher"
@@ -232,7 +234,8 @@ def numbers_markdown(numbers: dict) -> str:
            f"{', '.join(f'`{t}`' for t in numbers['high_tasks']) or '-'}", "",
            "| method | best low-resource val loss | run | compute (steps) |",
            "|---|---|---|---|"]
-  methods = sorted(set(numbers["best_low_loss"]) | set(numbers["compute_steps"]))
+  methods = sorted(set(numbers["best_low_loss"])
+                   | set(numbers["compute_steps"]))
   for m in methods:
     compute = numbers["compute_steps"].get(m)
     lines.append(f"| {m} | {_fmt(numbers['best_low_loss'].get(m))} | "

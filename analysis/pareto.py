@@ -11,8 +11,9 @@ Point = Sequence[float]
 def dominates(a: Point, b: Point) -> bool:
   """True if a is no worse than b everywhere and strictly better somewhere.
 
-  >>> dominates((1, 2), (2, 2)), dominates((1, 2), (1, 2)), dominates((1, 3), (2, 2))
-  (True, False, False)
+  >>> [dominates(a, b) for a, b in [((1, 2), (2, 2)), ((1, 2), (1, 2)),
+  ...                                ((1, 3), (2, 2))]]
+  [True, False, False]
   """
   if len(a) != len(b) or len(a) < 2:
     raise ValueError(f"points need the same number (>= 2) of objectives: "
@@ -77,7 +78,9 @@ def set_dominates(a: Sequence[Point], b: Sequence[Point]) -> bool:
   """True if every point of b is dominated by some point of a (a weakly better
   front, strictly better somewhere for each of b's points).
 
-  >>> set_dominates([(1, 1)], [(2, 2), (1, 3)]), set_dominates([(1, 2)], [(2, 1)])
-  (True, False)
+  >>> set_dominates([(1, 1)], [(2, 2), (1, 3)])
+  True
+  >>> set_dominates([(1, 2)], [(2, 1)])
+  False
   """
   return bool(b) and all(any(dominates(p, q) for p in a) for q in b)

@@ -15,9 +15,10 @@ from ptjf.analysis import numbers as numbers_lib
 from ptjf.analysis import runs as runs_lib
 from ptjf.errors import UserError
 
-_CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;
-padding:3px 8px;text-align:right}th{background:#eef}td:first-child{text-align:left}
+_CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;
+color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid
+#bbb;padding:3px 8px;text-align:right}th{background:#eef}
+td:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;
 padding:.5em;overflow-x:auto;font-size:12px}details{margin:.3em 0}
 .num{font-size:1.05em}"""
@@ -125,11 +126,15 @@ def _numbers_html(numbers: dict) -> str:
           + "".join(f"<li>{b}</li>" for b in bullets) + "</ul>")
 
 
-def _experiments(runs_dir, low_task: str | None):
+def _experiments(runs_dir, low_task: str | None, csv_path=None):
   """(experiment, phases, rows, numbers or the UserError that stopped them)
   per experiment; raises the first error if no experiment can be analysed
-  (e.g. only single-task runs and no --low-task)."""
+  (e.g. only single-task runs and no --low-task). Writes the tidy table to
+  csv_path if given."""
   phases, rows = events_lib.read_runs(runs_dir)
+  if csv_path:
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    events_lib.write_csv(rows, csv_path)
   out, errors = [], []
   for experiment, (exp_phases, exp_rows) in _by_experiment(phases,
                                                            rows).items():
@@ -157,14 +162,15 @@ def write_report(runs_dir, out_dir=None, low_task: str | None = None
                  ) -> pathlib.Path:
   """Write report.html, report.md and the figures; returns the HTML path.
 
-  out_dir defaults to RUNS_DIR/report. An experiment that cannot be analysed
+  out_dir defaults to RUNS_DIR/report; the tidy table of every scalar goes
+  to scalars.csv there. An experiment that cannot be analysed
   (say, single-task runs only) is listed with the reason instead.
   """
   runs_dir = pathlib.Path(runs_dir)
   out = pathlib.Path(out_dir) if out_dir else runs_dir / "report"
   sections, markdown = [], [f"# ptjf report: {runs_dir}\n"]
-  for experiment, exp_phases, exp_rows, numbers in _experiments(runs_dir,
-                                                                low_task):
+  for experiment, exp_phases, exp_rows, numbers in _experiments(
+      runs_dir, low_task, out / "scalars.csv"):
     head = f"<h2>{html.escape(experiment)}</h2>"
     if isinstance(numbers, UserError):
       reason = str(numbers).splitlines()[0]
@@ -175,12 +181,15 @@ def write_report(runs_dir, out_dir=None, low_task: str | None = None
     pngs = _experiment_figures(exp_phases, exp_rows, numbers, out)
     sections.append(
         f"{head}{_numbers_html(numbers)}{''.join(_img(p) for p in pngs)}"
-        f"<h3>Runs</h3>{_runs_table(exp_phases, exp_rows, numbers['low_task'])}")
+        "<h3>Runs</h3>"
+        f"{_runs_table(exp_phases, exp_rows, numbers['low_task'])}")
     markdown.append(numbers_lib.numbers_markdown(numbers))
     markdown.append("Figures: " + ", ".join(f"`{p.name}`" for p in pngs) + "\n")
   page = (f"<!doctype html><html><head><meta charset='utf-8'><title>ptjf "
           f"report</title><style>{_CSS}</style></head><body><h1>ptjf report"
-          f"</h1><p><code>{html.escape(str(runs_dir))}</code></p>"
+          f"</h1><p><code>{html.escape(str(runs_dir))}</code> &mdash; every "
+          "scalar as a tidy table: <a href='scalars.csv'>scalars.csv</a>; "
+          "examples seen are counted within each phase</p>"
           + "".join(sections) + "</body></html>")
   out.mkdir(parents=True, exist_ok=True)
   (out / "report.md").write_text("\n".join(markdown))

@@ -56,7 +56,8 @@ def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
       val[task] = (_low_loss(start_examples[1] + seen[task], high_ex)
                    - low_bonus + 0.2 * i)
     with writers["train"].as_default(step=step):
-      tf.summary.scalar("loss", sum(rates.get(t, 0) * v for t, v in val.items()))
+      tf.summary.scalar("loss",
+                        sum(rates.get(t, 0) * v for t, v in val.items()))
       tf.summary.scalar("learning_rate", 1e-3)
       for t in tasks:
         tf.summary.scalar(f"examples_seen/{t}", seen[t])
@@ -75,7 +76,8 @@ def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
 
 def _meta(run, method, phase, rates, steps, start_from=None, mode="scratch",
           experiment="nmt"):
-  return {"experiment": experiment, "run": run, "method": method, "phase": phase,
+  return {"experiment": experiment, "run": run, "method": method,
+          "phase": phase,
           "rates": rates, "steps": steps, "batch_size": BATCH,
           "start": {"mode": mode, "from": start_from},
           "corpus_hash": "c0ffee", "engine": "local", "task_sizes": SIZES}

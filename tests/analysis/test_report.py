@@ -1,4 +1,5 @@
 """The report on a synthetic sweep: numbers, figures, page, CLI, screenshot."""
+import csv
 import json
 import pathlib
 import shutil
@@ -59,6 +60,12 @@ def test_write_report_page_figures_tables(sweep_dir, tmp_path):
   assert html.count("data:image/png;base64,") == 4
   assert "<details>" in html and "c0ffee" in html and "BATCH_SIZE" in html
   assert "scal_long_0.15" in html
+  with open(tmp_path / "out" / "scalars.csv") as f:
+    table = list(csv.DictReader(f))
+  ro = [r for r in table if r["run"] == "ptjf_300_0.5" and r["metric"] == "loss"
+        and r["split"] == "validation" and r["task"] == "translate_en_ro"]
+  assert [int(r["global_step"]) for r in ro] == [350, 400]
+  assert json.loads(ro[0]["rates"])["translate_en_ro"] == 0.5
   md = (tmp_path / "out" / "report.md").read_text()
   assert "| ptjf |" in md and "lower (" in md
 
@@ -121,7 +128,8 @@ def test_single_task_experiment_is_listed_not_fatal(sweep_dir, tmp_path):
        "phase": "main", "rates": {"translate_en_fr": 1.0}, "steps": 6,
        "batch_size": 8}))
   html = report.write_report(runs_dir).read_text()
-  assert "<h2>solo</h2><p>not analysed: cannot tell the low-resource task" in html
+  assert ("<h2>solo</h2><p>not analysed: cannot tell the low-resource task"
+          in html)
   assert "nmt_tradeoff" in html
   assert "transfer" not in report.best_low_resource_losses(runs_dir)
   with pytest.raises(UserError, match="pass --low-task"):
