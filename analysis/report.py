@@ -12,13 +12,14 @@ import pathlib
 from ptjf.analysis import events as events_lib
 from ptjf.analysis import figures
 from ptjf.analysis import numbers as numbers_lib
+from ptjf.analysis import pareto
 from ptjf.analysis import runs as runs_lib
 from ptjf.errors import UserError
 
 _CSS = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;
 color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid
 #bbb;padding:3px 8px;text-align:right}th{background:#eef}
-td:first-child{text-align:left}
+td:nth-child(-n+3){text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;
 padding:.5em;overflow-x:auto;font-size:12px}details{margin:.3em 0}
 .num{font-size:1.05em}"""
@@ -68,19 +69,24 @@ def _experiment_figures(phases, rows, numbers, out_dir) -> list[pathlib.Path]:
 
 
 def _runs_table(phases, rows, low: str) -> str:
-  """HTML table of runs with final validation losses, then per-run details."""
+  """HTML table of runs with final validation losses (and whether no
+  scalarization run dominates them), then per-run details."""
   points = numbers_lib.run_points(phases, rows)
   tasks = numbers_lib.tasks_of(phases)
+  losses = lambda p: tuple(p.final.get(("validation", "loss", t))
+                           for t in tasks)
+  scal = [losses(p) for p in points if p.method == numbers_lib.SCALARIZATION
+          and None not in losses(p)]
   head = "".join(f"<th>{html.escape(t)} val loss</th>" for t in tasks)
   body = []
   for p in sorted(points, key=lambda p: (p.label, p.rates.get(low, 0.0))):
-    cells = "".join(
-        f"<td>{numbers_lib._fmt(p.final.get(('validation', 'loss', t)))}</td>"
-        for t in tasks)
+    cells = "".join(f"<td>{numbers_lib._fmt(v)}</td>" for v in losses(p))
+    free = (len(tasks) > 1 and None not in losses(p)
+            and pareto.count_not_dominated_by([losses(p)], scal) == 1)
     rates = ", ".join(f"{t}: {r:g}" for t, r in p.rates.items())
     body.append(f"<tr><td>{html.escape(p.run)}</td><td>{html.escape(p.label)}"
                 f"</td><td>{html.escape(rates)}</td><td>{p.total_steps}</td>"
-                f"{cells}</tr>")
+                f"{cells}<td>{'yes' if free else ''}</td></tr>")
   details = []
   for ph in phases:
     meta_file = ph.path / runs_lib.PHASE_FILE
@@ -95,7 +101,8 @@ def _runs_table(phases, rows, low: str) -> str:
         f"<pre>{html.escape(ph.config_text or '(no config.gin)')}</pre>"
         "</details>")
   return ("<table><tr><th>run</th><th>method</th><th>rates</th>"
-          f"<th>total steps</th>{head}</tr>{''.join(body)}</table>"
+          f"<th>total steps</th>{head}<th>not dominated by scalarization"
+          f"</th></tr>{''.join(body)}</table>"
           "<h3>Runs: corpus and configuration</h3>" + "".join(details))
 
 

@@ -2,6 +2,7 @@
 import csv
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,6 +61,11 @@ def test_write_report_page_figures_tables(sweep_dir, tmp_path):
   assert html.count("data:image/png;base64,") == 4
   assert "<details>" in html and "c0ffee" in html and "BATCH_SIZE" in html
   assert "scal_long_0.15" in html
+  # The runs table marks runs no scalarization run dominates: scal_0.5 is
+  # dominated (worse on both tasks than scal_0.15), the best PTJF run is not.
+  row = lambda run: re.search(f"<tr><td>{run}</td>.*?</tr>", html).group(0)
+  assert row("scal_0.5").endswith("<td></td></tr>")
+  assert row("ptjf_300_0.5").endswith("<td>yes</td></tr>")
   with open(tmp_path / "out" / "scalars.csv") as f:
     table = list(csv.DictReader(f))
   ro = [r for r in table if r["run"] == "ptjf_300_0.5" and r["metric"] == "loss"
