@@ -82,3 +82,16 @@ def test_no_runs_is_a_user_error(tmp_path):
     runs.discover_phases(tmp_path)
   with pytest.raises(UserError, match="does not exist"):
     runs.discover_phases(tmp_path / "missing")
+
+
+def test_corrupt_record_in_the_middle_warns(tmp_path):
+  phase_dir = tmp_path / "exp" / "run" / "main"
+  shutil.copytree(FIXTURE / "pretrain", phase_dir)
+  (event_file,) = (phase_dir / "training_eval" / FR).glob("events*")
+  data = bytearray(event_file.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + 8] = bytes(255 - b for b in data[middle:middle + 8])
+  event_file.write_bytes(bytes(data))
+  with pytest.warns(UserWarning, match="truncated or corrupt"):
+    kept = events.read_scalars(event_file)
+  assert kept  # what came before the damage
