@@ -257,3 +257,31 @@ rates = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
   assert cli.main(["run", str(plan_file), "--run", "ptjf_r1"]) == 2
   assert "ptjf: error: no run 'ptjf_r1' in plan 'mine'" in (
       capsys.readouterr().err)
+
+
+def _local_engine_ready() -> bool:
+  """Whether `ptjf train` and gin/local/ are installed (the engine's area)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from ptjf.launch import t5x  # pylint: disable=g-import-not-at-top
+  return (importlib.util.find_spec("ptjf.engine.train") is not None
+          and (t5x.ptjf_root() / "gin/local/base.gin").is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _local_engine_ready(),
+                    reason="the local engine (ptjf train, gin/local) is absent")
+def test_ptjf_with_the_real_engine(tmp_path, tiny_corpus, capsys):
+  exp = plan.parse_plan({
+      "experiment": {"name": "e2e", "high": "translate_en_fr",
+                     "low": "translate_en_ro", "model": "tiny",
+                     "optimizer": "nmt_adam", "batch_size": 4,
+                     "feature_lengths": {"inputs": 16, "targets": 16}},
+      "sweep": [{"kind": "ptjf", "pretrain_steps": 4, "finetune_steps": 2,
+                 "rates": [0.5]}]})
+  runs = tmp_path / "runs"
+  summary = execute.run_plan(exp, runs, corpus_dir=str(tiny_corpus.root))
+  assert summary.ok, capsys.readouterr().out
+  assert (runs / "e2e/pretrain_s4/pretrain/checkpoint_4").is_dir()
+  assert (runs / "e2e/ptjf_r0.5/finetune/checkpoint_2").is_dir()
+  again = execute.run_plan(exp, runs, corpus_dir=str(tiny_corpus.root))
+  assert not again.ran and len(again.reused) == 2
