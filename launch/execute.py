@@ -199,7 +199,13 @@ def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
     return {}, None
   from ptjf.tasks import local  # pylint: disable=g-import-not-at-top
   tasks = {t for run in exp.runs for p in run.phases for t in p.tasks}
-  sizes = {t: local.train_size(t, "examples", root) for t in sorted(tasks)}
+  sizes = {}
+  for task in sorted(tasks):
+    try:
+      sizes[task] = local.train_size(task, "examples", root)
+    except UserError:
+      if required:
+        raise
   corpus_hash = None
   if corpus.manifest.is_file():
     corpus_hash = json.loads(corpus.manifest.read_text()).get("corpus_hash")
