@@ -216,19 +216,40 @@ def language_bars_figure(points, tasks: list[str]):
 
 
 def pretrain_ablation_figure(points, low: str, high: str):
-  """PTJF best final validation loss of each task vs pre-training steps;
-  drawn when PTJF runs start from two or more pre-training lengths."""
+  """The pre-training length ablation (paper Figure 9): left, the validation
+  trade-off of PTJF runs with one front per pre-training length, against the
+  scalarization front in grey; right, PTJF's best final validation loss of
+  each task vs pre-training steps. Drawn when PTJF runs start from two or
+  more pre-training lengths."""
   ptjf = [p for p in points if p.method == numbers_lib.PTJF]
   lengths = sorted({p.parent_steps for p in ptjf})
   if len(lengths) < 2:
     return None
   plt = _plt()
-  fig, ax = plt.subplots(figsize=(6, 4.2))
+  key = _final("validation", "loss")
+  fig, (front_ax, ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+  groups = [("scalarization", "gray", "o",
+             [p for p in points if p.method == numbers_lib.SCALARIZATION])]
+  cmap = plt.get_cmap("plasma")
+  groups += [(f"PTJF, pre-train {n}", cmap(i / max(1, len(lengths))), "*",
+              [p for p in ptjf if p.parent_steps == n])
+             for i, n in enumerate(lengths)]
+  for name, color, marker, group in groups:
+    pts = [(key(p, high), key(p, low)) for p in group]
+    pts = [t for t in pts if None not in t]
+    if not pts:
+      continue
+    front_ax.scatter(*zip(*pts), color=color, marker=marker,
+                     s=120 if marker == "*" else 40, label=name, zorder=3)
+    front_ax.plot(*pareto.staircase(pts), color=color, lw=1.2, zorder=2)
+  front_ax.set_xlabel(f"{high} validation loss")
+  front_ax.set_ylabel(f"{low} validation loss")
+  front_ax.set_title("fronts by pre-training length")
+  front_ax.legend(fontsize=7)
   for task, color in ((low, "tab:red"), (high, "tab:blue")):
     best = []
     for n in lengths:
-      vals = [p.final.get(("validation", "loss", task)) for p in ptjf
-              if p.parent_steps == n]
+      vals = [key(p, task) for p in ptjf if p.parent_steps == n]
       best.append(min((v for v in vals if v is not None), default=float("nan")))
     ax.plot(lengths, best, marker="o", color=color, label=task)
   ax.set_xlabel("pre-training steps")
