@@ -1,0 +1,57 @@
+"""The corpus's shared SentencePiece vocabulary, trained on a temperature draw.
+
+Why a temperature draw: training the vocabulary on raw text would give the
+high-resource language nearly all pieces. Languages are drawn with
+probability proportional to P_i^(1/tau) (P_i = share of training sentences),
+tau = 3.33 as in the paper's baselines.
+
+>>> temperature_weights({"fr": 900, "ro": 100}, tau=1.0)
+{'fr': 0.9, 'ro': 0.1}
+"""
+import pathlib
+import random
+
+from ptjf.errors import UserError
+
+TAU = 3.33
+MIN_VOCAB_SIZE = 100
+DEFAULT_DRAW = 200_000
+
+
+def temperature_weights(sizes: dict[str, int], tau: float = TAU) -> dict[str, float]:
+  """Normalised P_i^(1/tau) per language (P_i = size share)."""
+  total = sum(sizes.values())
+  raw = {k: (n / total) ** (1 / tau) for k, n in sizes.items() if n}
+  norm = sum(raw.values())
+  return {k: round(v / norm, 12) for k, v in raw.items()}
+
+
+def temperature_draw(texts: dict[str, list[str]], draw_size: int, seed: int,
+                     tau: float = TAU) -> list[str]:
+  """`draw_size` sentences (with replacement) drawn per language by weight."""
+  rng = random.Random(seed)
+  weights = temperature_weights({k: len(v) for k, v in texts.items()}, tau)
+  out = []
+  for lang in sorted(weights):
+    out += rng.choices(texts[lang], k=max(1, round(draw_size * weights[lang])))
+  rng.shuffle(out)
+  return out
+
+
+def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
+                vocab_size: int = 8000, seed: int = 0,
+                draw_size: int = DEFAULT_DRAW) -> None:
+  """Trains the unigram model at `model_path` (ids: pad 0, eos 1, unk 2, no bos)."""
+  import sentencepiece as spm
+  if vocab_size < MIN_VOCAB_SIZE:
+    raise UserError(f"vocab size {vocab_size} is too small: use "
+                    f"--vocab-size {MIN_VOCAB_SIZE} or more")
+  sentences = temperature_draw(texts, draw_size, seed)
+  model_path.parent.mkdir(parents=True, exist_ok=True)
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences),
+      model_prefix=str(model_path.with_suffix("")), vocab_size=vocab_size,
+      model_type="unigram", character_coverage=0.9995, byte_fallback=True,
+      hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+      num_threads=1, seed_sentencepiece_size=200_000,
+      input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2)
