@@ -42,16 +42,21 @@ def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
                 vocab_size: int = 8000, seed: int = 0,
                 draw_size: int = DEFAULT_DRAW) -> None:
   """Trains the unigram model at `model_path` (ids: pad 0, eos 1, unk 2, no bos)."""
+  import io
   import sentencepiece as spm
   if vocab_size < MIN_VOCAB_SIZE:
     raise UserError(f"vocab size {vocab_size} is too small: use "
                     f"--vocab-size {MIN_VOCAB_SIZE} or more")
   sentences = temperature_draw(texts, draw_size, seed)
-  model_path.parent.mkdir(parents=True, exist_ok=True)
+  # Written via a buffer: a model_prefix would be stored in the model, making
+  # its bytes (and the corpus hash) depend on the output directory.
+  buffer = io.BytesIO()
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(sentences),
-      model_prefix=str(model_path.with_suffix("")), vocab_size=vocab_size,
+      sentence_iterator=iter(sentences), model_writer=buffer,
+      vocab_size=vocab_size,
       model_type="unigram", character_coverage=0.9995, byte_fallback=True,
       hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       num_threads=1, seed_sentencepiece_size=200_000,
       input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2)
+  model_path.parent.mkdir(parents=True, exist_ok=True)
+  model_path.write_bytes(buffer.getvalue())
