@@ -14,7 +14,7 @@ import random
 from ptjf.errors import UserError
 
 TAU = 3.33
-MIN_VOCAB_SIZE = 100
+MIN_VOCAB_SIZE = 300  # 256 byte-fallback pieces + ids + some characters
 DEFAULT_DRAW = 200_000
 
 
@@ -51,6 +51,19 @@ def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
   # Written via a buffer: a model_prefix would be stored in the model, making
   # its bytes (and the corpus hash) depend on the output directory.
   buffer = io.BytesIO()
+  try:
+    _train(spm, sentences, buffer, vocab_size)
+  except RuntimeError as e:
+    if "smaller than required_chars" not in str(e):
+      raise
+    raise UserError(f"vocab size {vocab_size} is smaller than the corpus's "
+                    f"characters + 256 bytes ({str(e).split('. ')[-2]}): raise "
+                    "--vocab-size") from None
+  model_path.parent.mkdir(parents=True, exist_ok=True)
+  model_path.write_bytes(buffer.getvalue())
+
+
+def _train(spm, sentences: list[str], buffer, vocab_size: int) -> None:
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(sentences), model_writer=buffer,
       vocab_size=vocab_size,
@@ -58,5 +71,3 @@ def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
       hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       num_threads=1, seed_sentencepiece_size=200_000,
       input_sentence_size=0, shuffle_input_sentence=False, minloglevel=2)
-  model_path.parent.mkdir(parents=True, exist_ok=True)
-  model_path.write_bytes(buffer.getvalue())

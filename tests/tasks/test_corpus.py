@@ -1,0 +1,114 @@
+"""`ptjf corpus build/verify` on tiny synthetic catalogs."""
+import json
+
+import pytest
+
+from mo_writer import write_mo
+from ptjf.cli import main as ptjf_main
+from ptjf.errors import UserError
+from ptjf.tasks import corpus as corpus_lib
+from ptjf.tasks import layout
+
+
+def _locale(tmp_path, sizes={"fr": 300, "ro": 200, "sw": 30}):
+  """Catalogs where English source i is shared by every language that has it."""
+  root = tmp_path / "locale"
+  for lang, n in sizes.items():
+    pairs = {f"Message number {i}": f"{lang} message {i}" for i in range(n)}
+    half = n // 2
+    write_mo(root, lang, "one", dict(list(pairs.items())[:half]))
+    write_mo(root, lang, "two", dict(list(pairs.items())[half:]))
+  # a duplicate source with two translations in another catalog
+  write_mo(root, "fr", "zdup", {"Message number 0": "autre"})
+  return root
+
+
+def _build(tmp_path, out="corpus", **kw):
+  kw.setdefault("vocab_size", 400)
+  kw.setdefault("validation_size", 10)
+  kw.setdefault("test_size", 10)
+  return corpus_lib.build_corpus(tmp_path / out, langs=["fr", "ro", "sw"],
+                                 locale_dir=_locale(tmp_path), log=lambda s: None,
+                                 **kw)
+
+
+def _sources(path):
+  return {l.split("\t")[0] for l in path.read_text().splitlines()}
+
+
+def test_splits_are_disjoint_across_languages_and_mono(tmp_path):
+  manifest = _build(tmp_path)
+  c = layout.CorpusLayout(tmp_path / "corpus")
+  # sw (30 pairs < 5 * 20) gets its own 3 + 3 held-out sources, which fr and
+  # ro (who share them) then lose from training too: 300 - 20 - 6.
+  assert manifest["counts"]["fr"] == {"train": 274, "validation": 10, "test": 10}
+  assert manifest["counts"]["sw"]["validation"] == 3
+  held = set()
+  for lang in ("fr", "ro", "sw"):
+    held |= _sources(c.pair_file(lang, "validation")) | _sources(c.pair_file(lang, "test"))
+  for lang in ("fr", "ro", "sw"):
+    assert not held & _sources(c.pair_file(lang, "train"))
+  assert not held & set(c.mono_file("en", "train").read_text().splitlines())
+  assert (_sources(c.pair_file("fr", "validation"))
+          == _sources(c.pair_file("ro", "validation")))
+  # dedup: one translation per source, the most frequent one
+  fr = [l for f in ("train", "validation", "test")
+        for l in c.pair_file("fr", f).read_text().splitlines()]
+  assert len(fr) == len({l.split("\t")[0] for l in fr}) == 294
+  assert "Message number 0\tautre" not in fr
+
+
+def test_subsample_is_fraction_of_biggest_train(tmp_path):
+  manifest = _build(tmp_path, subsample="ro=0.1")
+  assert manifest["counts"]["ro"]["train"] == 27  # 10% of fr's 274
+  c = layout.CorpusLayout(tmp_path / "corpus")
+  assert len(c.mono_file("ro", "train").read_text().splitlines()) == 27
+
+
+def test_same_hash_twice_and_up_to_date(tmp_path):
+  a = _build(tmp_path, out="a")
+  b = _build(tmp_path, out="b")
+  assert a["corpus_hash"] == b["corpus_hash"]
+  assert corpus_lib.corpus_hash(tmp_path / "a") == a["corpus_hash"]
+  logs = []
+  corpus_lib.build_corpus(tmp_path / "a", langs=["fr", "ro", "sw"],
+                          locale_dir=tmp_path / "locale", vocab_size=400,
+                          validation_size=10, test_size=10, log=logs.append)
+  assert logs[0].startswith("corpus up to date")
+
+
+def test_verify_detects_changed_catalog(tmp_path, capsys):
+  _build(tmp_path)
+  manifest = tmp_path / "corpus" / "manifest.json"
+  assert ptjf_main(["corpus", "verify", str(manifest)]) == 0
+  write_mo(tmp_path / "locale", "ro", "one", {"Changed": "Schimbat"})
+  assert ptjf_main(["corpus", "verify", str(manifest)]) == 2
+  assert "one.mo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(langs=["xx"]), "no catalogs for language 'xx'"),
+    (dict(subsample="ro:0.1"), "bad subsample spec"),
+    (dict(vocab_size=10), "too small"),
+])
+def test_user_errors(tmp_path, kw, match):
+  args = dict(langs=["fr", "ro"], locale_dir=_locale(tmp_path), log=lambda s: None)
+  args.update(kw)
+  with pytest.raises(UserError, match=match):
+    corpus_lib.build_corpus(tmp_path / "c", **args)
+
+
+def test_missing_corpus_and_locale_dir(tmp_path):
+  with pytest.raises(UserError, match="ptjf corpus build"):
+    corpus_lib.corpus_hash(tmp_path / "nothing")
+  with pytest.raises(UserError, match="locale dir"):
+    corpus_lib.build_corpus(tmp_path / "c", locale_dir=tmp_path / "none")
+
+
+def test_manifest_records_catalogs(tmp_path):
+  manifest = _build(tmp_path)
+  fr_one = [c for c in manifest["catalogs"]
+            if c["language"] == "fr" and c["domain"] == "one"][0]
+  assert fr_one["entries"] == 151 and fr_one["kept"] == 150
+  assert len(fr_one["sha256"]) == 64
+  assert manifest["outputs"]["pairs/en-fr/validation.tsv"]["lines"] == 10
