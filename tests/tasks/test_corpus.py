@@ -18,8 +18,12 @@ def _locale(tmp_path, sizes={"fr": 300, "ro": 200, "sw": 30}):
     half = n // 2
     write_mo(root, lang, "one", dict(list(pairs.items())[:half]))
     write_mo(root, lang, "two", dict(list(pairs.items())[half:]))
-  # a duplicate source with two translations in another catalog
-  write_mo(root, "fr", "zdup", {"Message number 0": "autre"})
+  # duplicate sources: "Message number 0" has "fr message 0" twice and
+  # "autre" once (the most frequent wins); "Message number 1" a 1-1 tie
+  # with "a tie" (the smallest string wins).
+  write_mo(root, "fr", "zdup", {"Message number 0": "autre",
+                                "Message number 1": "a tie"})
+  write_mo(root, "fr", "zdup2", {"Message number 0": "fr message 0"})
   return root
 
 
@@ -55,7 +59,8 @@ def test_splits_are_disjoint_across_languages_and_mono(tmp_path):
   fr = [l for f in ("train", "validation", "test")
         for l in c.pair_file("fr", f).read_text().splitlines()]
   assert len(fr) == len({l.split("\t")[0] for l in fr}) == 294
-  assert "Message number 0\tautre" not in fr
+  assert "Message number 0\tfr message 0" in fr
+  assert "Message number 1\ta tie" in fr
 
 
 def test_subsample_is_fraction_of_biggest_train(tmp_path):
