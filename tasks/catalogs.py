@@ -9,10 +9,11 @@ Cleaning, applied to both sides of a pair:
   * msgctxt (`ctx\\x04msgid`) is dropped; plurals pair msgid with form 0 and
     msgid_plural with form 1.
   * markup tags (`<b>`, `<span ...>`) are removed, entities unescaped.
-  * keyboard accelerators (`_File`, `&Yes`, `~Open`) lose their marker; `&&`
-    becomes `&`; `_` inside identifiers (`file_name`) is kept.
-  * every format placeholder (`%s`, `%1$s`, `%(name)s`, `%-5.2f`, `{0}`,
-    `{name}`, `${var}`, `%%`) becomes the single token `<x>`, so both sides
+  * keyboard accelerators (`_File`, `&Yes`, `~Open`) lose their marker and
+    CJK-style ones (`文件(_F)`) go entirely; `&&` becomes `&`; `_` inside or
+    doubled before identifiers (`file_name`, `__init`) is kept.
+  * every format placeholder (`%s`, `%1$s`, `%(name)s`, `%-5.2f`, `%_d`,
+    `%B`, `{0}`, `{name}`, `${var}`, `%%`; `%` + flags + one letter) becomes the single token `<x>`, so both sides
     agree without the model having to copy arbitrary format syntax.
   * whitespace runs collapse to one space.
 Pairs with an empty or untranslated (== source) side, or with no letter left
@@ -35,12 +36,13 @@ _MAGIC_LE = 0x950412de
 
 _PLACEHOLDER_RE = re.compile(
     r"%%"                                       # literal percent
-    r"|%(?:\d+\$)?(?:\([A-Za-z_][\w.]*\))?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?"
-    r"(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcspnmb]"  # printf / python %
+    r"|%(?:\d+\$)?(?:\([A-Za-z_][\w.]*\))?[-+#0'_^]*(?:\d+|\*)?"
+    r"(?:\.(?:\d+|\*))?[A-Za-z]"  # printf, python %, strftime, bfd's %B/%C...
     r"|\$\{[^{}\s]+\}"                          # ${var}
     r"|\{[A-Za-z_0-9][\w.\[\]:!]*\}")           # {0}, {name}, {0:>3}
 _TAG_RE = re.compile(r"</?[A-Za-z][\w:-]*(?:\s[^<>]*)?/?>")
-_ACCEL_RE = re.compile(r"(?<![\w&])(?:[_~]|&(?!#?\w+;))(?=\w)")
+_ACCEL_RE = re.compile(r"(?<![\w&])(?:[_~]|&(?!#?\w+;))(?=[^\W_])")
+_CJK_ACCEL_RE = re.compile(r"\s*[(（][_&~][A-Za-z0-9][)）]")  # 文件(_F)
 _LETTER_RE = re.compile(r"[^\W\d_]")
 
 
@@ -49,6 +51,7 @@ def clean_text(text: str) -> str:
   text = _PLACEHOLDER_RE.sub("\x00", text)
   text = _TAG_RE.sub("", text)
   text = text.replace("&&", "\x01")
+  text = _CJK_ACCEL_RE.sub("", text)
   text = _ACCEL_RE.sub("", text)  # before unescaping; `&amp;` is kept
   text = html.unescape(text).replace("\x01", "&")
   text = " ".join(text.split())

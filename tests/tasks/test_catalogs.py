@@ -18,6 +18,9 @@ from ptjf.tasks import catalogs
     ("<b>Bold</b> and <span weight=\"bold\">x</span>y", "Bold and xy"),
     ("%s of %d, %1$s %(name)s %-5.2f 100%%", "<x> of <x>, <x> <x> <x> 100<x>"),
     ("{0} and {name} and ${var}", "<x> and <x> and <x>"),
+    ("same as %_d, %B: 50% off", "same as <x>, <x>: 50% off"),
+    ("文件(_F)", "文件"),
+    ("call __tls_get_addr", "call __tls_get_addr"),
     ("  many \n  spaces\t", "many spaces"),
 ])
 def test_clean_text(raw, clean):
