@@ -146,6 +146,15 @@ def _read_all(locale_dir: pathlib.Path, langs: list[str]):
   return result
 
 
+def builder_hash() -> str:
+  """Hash of the builder's code, so a changed cleaning rule forces a rebuild."""
+  digest = hashlib.sha256()
+  for module in (catalogs, vocab_lib):
+    digest.update(pathlib.Path(module.__file__).read_bytes())
+  digest.update(pathlib.Path(__file__).read_bytes())
+  return digest.hexdigest()
+
+
 def _catalog_hashes(locale_dir: pathlib.Path, langs: list[str]) -> dict[str, str]:
   return {str(p): _sha256(p) for lang in langs
           for p in catalogs.catalog_files(locale_dir, lang)}
@@ -187,7 +196,7 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
   options = {"langs": langs, "subsample": fractions, "vocab_size": vocab_size,
              "validation_size": validation_size, "test_size": test_size,
              "seed": seed, "vocab_draw": vocab_draw,
-             "locale_dir": str(locale_dir)}
+             "locale_dir": str(locale_dir), "builder": builder_hash()}
   started = time.time()
   read = _read_all(locale_dir, langs)
   if not force:

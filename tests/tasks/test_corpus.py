@@ -117,3 +117,15 @@ def test_manifest_records_catalogs(tmp_path):
   assert fr_one["entries"] == 151 and fr_one["kept"] == 150
   assert len(fr_one["sha256"]) == 64
   assert manifest["outputs"]["pairs/en-fr/validation.tsv"]["lines"] == 10
+
+
+def test_real_system_catalogs_if_present(tmp_path):
+  import pathlib
+  from ptjf.tasks import catalogs
+  if catalogs.available_langs(pathlib.Path("/usr/share/locale")).count("sw") == 0:
+    pytest.skip("no Swahili catalogs on this machine")
+  manifest = corpus_lib.build_corpus(tmp_path / "real", langs=["sw"],
+                                     vocab_size=400, log=lambda s: None)
+  assert manifest["counts"]["sw"]["train"] > 10
+  assert corpus_lib.verify(tmp_path / "real" / "manifest.json") == \
+      manifest["corpus_hash"]
