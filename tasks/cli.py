@@ -10,7 +10,7 @@ def _build(args) -> int:
       args.out, langs=args.langs, locale_dir=args.locale_dir,
       subsample=args.subsample, vocab_size=args.vocab_size,
       validation_size=args.validation_size, test_size=args.test_size,
-      seed=args.seed, force=args.force)
+      seed=args.seed, force=args.force, vocab_draw=args.vocab_draw)
   return 0
 
 
@@ -45,6 +45,9 @@ def register(subparsers) -> None:
   build.add_argument("--subsample", help="e.g. ro=0.01,hi=0.008: fraction of "
                      "the biggest pair's train size")
   build.add_argument("--vocab-size", type=int, default=8000)
+  build.add_argument("--vocab-draw", type=int, default=200_000,
+                     help="sentences in the temperature-sampled (tau 3.33) "
+                     "draw the vocabulary is trained on")
   build.add_argument("--validation-size", type=int, default=200)
   build.add_argument("--test-size", type=int, default=200)
   build.add_argument("--seed", type=int, default=0)
