@@ -1,0 +1,65 @@
+"""Optimizers and learning-rate schedules of the local engine (gin-configurable, optax).
+
+Every schedule is a function of the phase's own step (a new phase restarts at step 0), so the
+PTJF phase reset gets a fresh warmup for free.
+
+Example: `adam_warmup_cosine(learning_rate=1e-3, warmup_steps=10, total_steps=110)` gives
+LR 1e-4 at step 1, 1e-3 at step 10, 5e-4 at step 60 and 0 at step 110.
+"""
+import gin
+import jax.numpy as jnp
+import optax
+
+
+@gin.configurable
+def warmup_cosine_schedule(learning_rate: float, warmup_steps: int,
+                           total_steps: int) -> optax.Schedule:
+  """Linear warmup 0 -> learning_rate over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=learning_rate, warmup_steps=warmup_steps,
+      decay_steps=max(total_steps, warmup_steps + 1), end_value=0.0)
+
+
+@gin.configurable
+def constant_then_rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
+  """Constant LR for the first K=`warmup_steps` steps, then lr * sqrt(K / step) (mC4 pre-training).
+
+  Example: lr=0.01, K=100: 0.01 at step 50, 0.005 at step 400.
+  """
+  k = float(max(warmup_steps, 1))
+
+  def schedule(step):
+    return learning_rate * jnp.sqrt(k / jnp.maximum(step, k))
+
+  return schedule
+
+
+@gin.configurable
+def warmup_rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
+  """Linear warmup over K=`warmup_steps` steps, then lr * sqrt(K / step) (fine-tune leg).
+
+  Example: lr=0.01, K=100: 0.005 at step 50, 0.01 at step 100, 0.005 at step 400.
+  """
+  k = float(max(warmup_steps, 1))
+
+  def schedule(step):
+    return learning_rate * jnp.minimum(step / k, jnp.sqrt(k / jnp.maximum(step, k)))
+
+  return schedule
+
+
+@gin.configurable
+def adam(schedule: optax.Schedule, b1: float = 0.9, b2: float = 0.98, eps: float = 1e-9,
+         weight_decay: float = 0.0) -> optax.GradientTransformation:
+  """Adam (NMT experiments); AdamW when `weight_decay` > 0."""
+  if weight_decay:
+    return optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+  return optax.adam(schedule, b1=b1, b2=b2, eps=eps)
+
+
+@gin.configurable
+def adafactor(schedule: optax.Schedule, momentum: float = 0.9,
+              clipping_threshold: float = 1.0) -> optax.GradientTransformation:
+  """Adafactor with momentum and an unfactored second moment (mC4 experiments)."""
+  return optax.adafactor(schedule, factored=False, momentum=momentum,
+                         clipping_threshold=clipping_threshold, multiply_by_parameter_scale=False)
