@@ -1,0 +1,24 @@
+"""`ptjf train` from the packaged local gin files; bad bindings are one-line errors."""
+import pytest
+
+from ptjf import cli
+from ptjf.tasks import local
+
+
+@pytest.mark.slow
+def test_train_cli_scratch_phase(tiny_corpus, tmp_path):
+  task = local.register_local_tasks(tiny_corpus.root)[0]
+  rc = cli.main(["train", "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
+                 "--gin_file=local/nmt_adam.gin", f"--gin_bindings=MODEL_DIR='{tmp_path}/p1'",
+                 f"--gin_bindings=CORPUS_DIR='{tiny_corpus.root}'", "--gin_bindings=TRAIN_STEPS=2",
+                 "--gin_bindings=BATCH_SIZE=4", "--gin_bindings=WARMUP_STEPS=1",
+                 "--gin_bindings=TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}",
+                 "--gin_bindings=MIXTURE_OR_TASK_NAME=@local_task()",
+                 f"--gin_bindings=local_task.name='{task}'"])
+  assert rc == 0
+  assert (tmp_path / "p1" / "checkpoint_2").is_dir()
+
+
+def test_bad_binding_is_one_line(capsys):
+  assert cli.main(["train", "--gin_file=local/base.gin", "--gin_bindings=nosuch.thing=1"]) == 2
+  assert len(capsys.readouterr().err.strip().splitlines()) == 1
