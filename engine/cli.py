@@ -1,11 +1,26 @@
 """`ptjf train`: one phase of the local engine, configured with gin like `t5x/train.py`."""
 import argparse
 import os
+import re
+
+
+def rewrite_gin_args(argv: list[str]) -> list[str]:
+  """T5X's `--gin.NAME=VALUE` shorthand as `--gin_bindings=NAME = VALUE`.
+
+  >>> rewrite_gin_args(["train", "--gin.TRAIN_STEPS=10", "--gin_file=a.gin"])
+  ['train', '--gin_bindings=TRAIN_STEPS = 10', '--gin_file=a.gin']
+  """
+  out = []
+  for arg in argv:
+    match = re.fullmatch(r"--gin\.([^=]+)=(.*)", arg, re.DOTALL)
+    out.append(f"--gin_bindings={match[1]} = {match[2]}" if match else arg)
+  return out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-  """Adds `ptjf train --gin_file=F ... --gin_bindings=B ... --gin_search_paths=P`."""
-  p = subparsers.add_parser("train", help="train one phase with the local engine (gin-configured)")
+  """Adds `ptjf train --gin_file=F ... --gin_bindings=B ... --gin.MACRO=V ...` (as t5x/train.py)."""
+  p = subparsers.add_parser("train", help="train one phase with the local engine (gin-configured)",
+                            epilog="--gin.NAME=VALUE is short for --gin_bindings='NAME = VALUE'")
   p.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
   p.add_argument("--gin_bindings", action="append", default=[], help="gin binding (repeatable)")
   p.add_argument("--gin_search_paths", action="append", default=[], help="extra gin search path")

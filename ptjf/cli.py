@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   parser = build_parser()
+  argv = sys.argv[1:] if argv is None else argv
+  if argv[:1] == ["train"]:
+    from ptjf.engine.cli import rewrite_gin_args
+    argv = rewrite_gin_args(argv)
   args = parser.parse_args(argv)
   if not getattr(args, "func", None):
     parser.print_help()

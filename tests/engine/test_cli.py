@@ -2,6 +2,7 @@
 import pytest
 
 from ptjf import cli
+from ptjf.engine import cli as engine_cli
 from ptjf.tasks import local
 
 
@@ -9,7 +10,7 @@ from ptjf.tasks import local
 def test_train_cli_scratch_phase(tiny_corpus, tmp_path):
   task = local.register_local_tasks(tiny_corpus.root)[0]
   rc = cli.main(["train", "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
-                 "--gin_file=local/nmt_adam.gin", f"--gin_bindings=MODEL_DIR='{tmp_path}/p1'",
+                 "--gin_file=local/nmt_adam.gin", f"--gin.MODEL_DIR='{tmp_path}/p1'",
                  f"--gin_bindings=CORPUS_DIR='{tiny_corpus.root}'", "--gin_bindings=TRAIN_STEPS=2",
                  "--gin_bindings=BATCH_SIZE=4", "--gin_bindings=WARMUP_STEPS=1",
                  "--gin_bindings=TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}",
@@ -22,3 +23,8 @@ def test_train_cli_scratch_phase(tiny_corpus, tmp_path):
 def test_bad_binding_is_one_line(capsys):
   assert cli.main(["train", "--gin_file=local/base.gin", "--gin_bindings=nosuch.thing=1"]) == 2
   assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_gin_macro_shorthand_as_t5x():
+  assert engine_cli.rewrite_gin_args(["train", "--gin.X={'a': 1}", "--gin_file=f.gin"]) == [
+      "train", "--gin_bindings=X = {'a': 1}", "--gin_file=f.gin"]
