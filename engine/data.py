@@ -5,6 +5,8 @@ task with the mixture's rates, and each task is an infinite, seeded, shuffled st
 `seqio.EncDecFeatureConverter(pack=False)`. The order is therefore a pure function of the seed,
 and resuming at batch k replays the first k batches' draws (exact, at the cost of re-reading).
 """
+import queue
+import threading
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -57,3 +59,27 @@ class MixtureBatches:
                             for i, t in enumerate(self.tasks)}
     self.position += 1
     return batch
+
+
+def prefetch(batches: Iterator[dict], size: int = 2) -> Iterator[dict]:
+  """Yields `batches` read ahead by a background thread, so input overlaps compute.
+
+  >>> list(prefetch(iter(range(5))))
+  [0, 1, 2, 3, 4]
+  """
+  out: queue.Queue = queue.Queue(maxsize=size)
+  done = object()
+
+  def fill() -> None:
+    try:
+      for item in batches:
+        out.put(item)
+      out.put(done)
+    except BaseException as e:  # re-raised in the consumer
+      out.put(e)
+
+  threading.Thread(target=fill, daemon=True).start()
+  while (item := out.get()) is not done:
+    if isinstance(item, BaseException):
+      raise item
+    yield item

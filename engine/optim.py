@@ -6,9 +6,15 @@ PTJF phase reset gets a fresh warmup for free.
 Example: `adam_warmup_cosine(learning_rate=1e-3, warmup_steps=10, total_steps=110)` gives
 LR 1e-4 at step 1, 1e-3 at step 10, 5e-4 at step 60 and 0 at step 110.
 """
+import re
+from typing import Any, Sequence
+
 import gin
+import jax
 import jax.numpy as jnp
 import optax
+
+from ptjf.errors import UserError
 
 
 @gin.configurable
@@ -63,3 +69,27 @@ def adafactor(schedule: optax.Schedule, momentum: float = 0.9,
   """Adafactor with momentum and an unfactored second moment (mC4 experiments)."""
   return optax.adafactor(schedule, factored=False, momentum=momentum,
                          clipping_threshold=clipping_threshold, multiply_by_parameter_scale=False)
+
+
+def frozen_labels(params: Any, patterns: Sequence[str]) -> Any:
+  """"frozen" for parameters whose path matches a regex of `patterns`, else "train".
+
+  >>> frozen_labels({"embedding": 1, "decoder": {"mlp": 2}}, ["embedding"])
+  {'decoder': {'mlp': 'train'}, 'embedding': 'frozen'}
+  """
+  def label(path, _):
+    name = "/".join(str(getattr(k, "key", k)) for k in path)
+    return "frozen" if any(re.search(p, name) for p in patterns) else "train"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def freeze(tx: optax.GradientTransformation, params: Any,
+           patterns: Sequence[str]) -> optax.GradientTransformation:
+  """`tx` for all parameters but those matching `patterns`, which get zero updates."""
+  if not patterns:
+    return tx
+  labels = frozen_labels(params, patterns)
+  if "frozen" not in jax.tree.leaves(labels):
+    raise UserError(f"freeze patterns {list(patterns)} match no parameter: use regexes of "
+                    "parameter paths such as 'embedding' or 'encoder/layers_0'")
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)

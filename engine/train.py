@@ -1,14 +1,16 @@
 """The local engine's training loop: one gin-configurable `train(...)` writing a T5X-layout logdir.
 
-Order (as nanodo): init, restore, then step / eval / checkpoint. The logdir contract is
+Order (as nanodo): init, restore, then step / log / eval / checkpoint. The logdir contract is
 docs/design.md section 3. Data parallel: batches are sharded on a 'data' mesh axis over all local
-devices, params replicated (one code path for 1 or N devices).
+devices, params replicated (one code path for 1 or N devices). The host never waits for a step
+except every `log_period` steps (loss check, summaries), so batches are read while steps run.
 """
 import itertools
+import json
 import math
 import os
 import time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import gin
 import jax
@@ -19,11 +21,9 @@ import orbax.checkpoint as ocp
 import seqio
 from clu import metric_writers
 
-from ptjf.engine import data, losses, model as model_lib, optim, phase
+from ptjf.engine import data, decoding, losses, model as model_lib, optim, phase
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures
-
-_TAGS = ("loss", "cross_ent_loss", "cross_ent_loss_per_all_target_tokens", "accuracy")
 
 
 def _metrics(sums: losses.LossSums) -> dict:
@@ -34,15 +34,71 @@ def _metrics(sums: losses.LossSums) -> dict:
           "accuracy": float(sums.correct) / n}
 
 
-def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int, seed: int):
+def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int,
+                  seed: int) -> list[dict]:
   """Up to `limit` examples of a split, in fixed order, as full batches padded with weight-0 rows."""
   rows = list(itertools.islice(data.task_stream(task, split, lengths, seed, shuffle=split == "train",
                                                 repeat=False), limit))
+  batches = []
   for i in range(0, len(rows), batch_size):
     chunk = rows[i:i + batch_size]
     batch = {k: np.stack([r[k] for r in chunk]) for k in data.FEATURES}
     pad = batch_size - len(chunk)
-    yield {k: np.pad(v, ((0, pad), (0, 0))) for k, v in batch.items()}
+    batches.append({k: np.pad(v, ((0, pad), (0, 0))) for k, v in batch.items()})
+  return batches
+
+
+def _bleu_examples(task: str, lengths: Mapping[str, int], limit: int) -> list[dict]:
+  """The first `limit` validation examples of a translation task (ids and reference text)."""
+  ds = seqio.get_mixture_or_task(task).get_dataset(dict(lengths), split="validation",
+                                                   shuffle=False, num_epochs=1)
+  return [{"inputs": list(ex["inputs"][:lengths["inputs"]]),
+           "targets_pretokenized": ex["targets_pretokenized"]}
+          for ex in itertools.islice(ds.as_numpy_iterator(), limit)]
+
+
+class _Writers:
+  """One clu summary writer per logdir subfolder (train, training_eval/<task>, ...)."""
+
+  def __init__(self, model_dir: str):
+    self._model_dir = model_dir
+    self._writers = {}
+
+  def __call__(self, sub: str) -> metric_writers.MetricWriter:
+    if sub not in self._writers:
+      self._writers[sub] = metric_writers.create_default_writer(
+          os.path.join(self._model_dir, sub), asynchronous=False)
+    return self._writers[sub]
+
+  def flush(self) -> None:
+    for w in self._writers.values():
+      w.flush()
+
+
+def _checkpoint(step, position, params, opt_state, seen) -> dict:
+  return {"step": step, "position": position, "params": params, "opt_state": opt_state,
+          "seen": seen}
+
+
+def _initial_state(mgr: ocp.CheckpointManager, fresh: dict, tx: optax.GradientTransformation,
+                   restore_mode: str, init_checkpoint: Optional[str]) -> dict:
+  """The state to start from: MODEL_DIR's latest checkpoint, else the phase's start mode."""
+  latest = mgr.latest_step()
+  if latest is not None:
+    return mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
+  if restore_mode == "scratch":
+    return fresh
+  if not init_checkpoint or not os.path.isdir(init_checkpoint):
+    raise UserError(f"restore_mode={restore_mode} but checkpoint {init_checkpoint!r} is missing: "
+                    "set INITIAL_CHECKPOINT_PATH to an existing MODEL_DIR/checkpoint_<step>")
+  path = os.path.abspath(init_checkpoint) + "/default"
+  loaded = ocp.StandardCheckpointer().restore(path)
+  if restore_mode == "params_only":
+    state = phase.reset_for_new_phase(loaded["params"], fresh["params"], tx, init_checkpoint)
+    return {**fresh, "params": state.params, "opt_state": state.opt_state}
+  phase.check_shapes(loaded["params"], fresh["params"], init_checkpoint)
+  restored = ocp.StandardCheckpointer().restore(path, fresh)
+  return {**restored, "seen": fresh["seen"]}  # examples seen count within each phase
 
 
 @gin.configurable(denylist=["progress"])
@@ -52,60 +108,57 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           model_overrides: Optional[Mapping[str, Any]] = None,
           optimizer: Callable[[optax.Schedule], optax.GradientTransformation] = optim.adam,
           schedule: Callable[[], optax.Schedule] = gin.REQUIRED,
-          eval_period: int = 50, checkpoint_period: int = 100, restore_mode: str = "scratch",
-          init_checkpoint: Optional[str] = None, random_seed: int = 0,
-          label_smoothing: float = 0.0, eval_examples: int = 64, eval_train_examples: int = 64,
-          keep_checkpoints: int = 3, progress: Optional[Callable[[int, float], None]] = None) -> None:
-  """Trains one phase into `model_dir` (resumes from its latest checkpoint if any)."""
+          eval_period: int = 50, checkpoint_period: int = 100, log_period: int = 10,
+          restore_mode: str = "scratch", init_checkpoint: Optional[str] = None,
+          random_seed: int = 0, label_smoothing: float = 0.0, eval_examples: int = 64,
+          eval_train_examples: int = 64, bleu_examples: int = 0, beam_size: int = 4,
+          freeze: Sequence[str] = (), keep_checkpoints: int = 3,
+          progress: Optional[Callable[[int, float], None]] = None) -> None:
+  """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
+
+  restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
+    optimizer state, step 0, schedule from its start); "continue" (its step and optimizer state).
+  bleu_examples: > 0 decodes that many validation examples of each translation task (beam
+    `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
+  freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
+  """
   if restore_mode not in ("scratch", "params_only", "continue"):
     raise UserError(f"restore_mode {restore_mode!r} unknown: use scratch, params_only or continue")
   os.makedirs(model_dir, exist_ok=True)
   with open(os.path.join(model_dir, "config.gin"), "w") as f:
     f.write(gin.operative_config_str())
   rates = mixtures.mixture_rates(mixture_or_task_name)
-  vocab = seqio.get_mixture_or_task(sorted(rates)[0]).output_features["targets"].vocabulary
+  tasks = sorted(rates)
+  vocab = seqio.get_mixture_or_task(tasks[0]).output_features["targets"].vocabulary
   cfg = model_lib.preset(model_preset, vocab.vocab_size, **dict(model_overrides or {}))
   model = model_lib.Transformer(cfg)
   lengths = dict(task_feature_lengths)
-  tx = optimizer(schedule())
   lr_fn = schedule()
 
   mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
   data_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  if batch_size % len(jax.devices()):
+    raise UserError(f"batch size {batch_size} does not split over {len(jax.devices())} devices: "
+                    "use a multiple of the device count")
 
-  length = max(lengths.values())
-  dummy = jnp.zeros((1, length), jnp.int32)
+  dummy = jnp.zeros((1, max(lengths.values())), jnp.int32)
   params = model.init(jax.random.key(random_seed), dummy, dummy)["params"]
-  state = phase.TrainState(0, params, tx.init(params))
-  position = 0
+  tx = optim.freeze(optimizer(lr_fn), params, freeze)
   mgr = ocp.CheckpointManager(os.path.abspath(model_dir), options=ocp.CheckpointManagerOptions(
       max_to_keep=keep_checkpoints, step_prefix="checkpoint"))
   latest = mgr.latest_step()
   if latest is not None and latest >= train_steps:
     print(f"{model_dir}: already finished (checkpoint_{latest})")
     return
-  if latest is not None:
-    restored = mgr.restore(latest, args=ocp.args.StandardRestore(
-        {"step": 0, "position": 0, "params": state.params, "opt_state": state.opt_state}))
-    state = phase.TrainState(int(restored["step"]), restored["params"], restored["opt_state"])
-    position = int(restored["position"])
-  elif restore_mode != "scratch":
-    if not init_checkpoint or not os.path.isdir(init_checkpoint):
-      raise UserError(f"restore_mode={restore_mode} but checkpoint {init_checkpoint!r} is missing: "
-                      "set INITIAL_CHECKPOINT_PATH to an existing MODEL_DIR/checkpoint_<step>")
-    loaded = ocp.StandardCheckpointer().restore(os.path.abspath(init_checkpoint) + "/default")
-    if restore_mode == "params_only":
-      state = phase.reset_for_new_phase(loaded["params"], params, tx, init_checkpoint)
-    else:
-      restored = ocp.StandardCheckpointer().restore(
-          os.path.abspath(init_checkpoint) + "/default",
-          {"step": 0, "position": 0, "params": state.params, "opt_state": state.opt_state})
-      state = phase.continue_phase(phase.TrainState(int(restored["step"]), restored["params"],
-                                                    restored["opt_state"]), params, init_checkpoint)
-      position = int(restored["position"])
-  params, opt_state = jax.device_put((state.params, state.opt_state), replicated)
-  step = state.step
+  state = _initial_state(mgr, _checkpoint(0, 0, params, tx.init(params),
+                                          np.zeros((len(tasks), 2), np.int64)),
+                         tx, restore_mode, init_checkpoint)
+  params, opt_state = jax.device_put((state["params"], state["opt_state"]), replicated)
+  step, seen = int(state["step"]), np.asarray(state["seen"], np.int64)
+  start_step, start_position = step, int(state["position"])
+  print(f"{model_dir}: {restore_mode if latest is None else 'resumed'} at step {step}, "
+        f"learning rate {float(lr_fn(step)):.3g}", flush=True)
 
   def loss_fn(p, batch, rng):
     logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
@@ -126,65 +179,79 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"])
     return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
-  writers = {}
-
-  def writer(sub):
-    if sub not in writers:
-      writers[sub] = metric_writers.create_default_writer(os.path.join(model_dir, sub),
-                                                          asynchronous=False)
-    return writers[sub]
+  writer = _Writers(model_dir)
+  eval_sets = {(prefix, task): _eval_batches(task, split, lengths, batch_size, limit, random_seed)
+               for prefix, split, limit in (("training_eval", "validation", eval_examples),
+                                            ("training_eval_train", "train", eval_train_examples))
+               for task in tasks}
+  bleu_sets = {task: _bleu_examples(task, lengths, bleu_examples)
+               for task in tasks if bleu_examples and task.startswith("translate")}
 
   def run_eval():
-    for prefix, split, limit in (("training_eval", "validation", eval_examples),
-                                 ("training_eval_train", "train", eval_train_examples)):
+    for prefix in ("training_eval", "training_eval_train"):
       total = None
-      for task in sorted(rates):
+      for task in tasks:
         sums = None
-        for batch in _eval_batches(task, split, lengths, batch_size, limit, random_seed):
+        for batch in eval_sets[prefix, task]:
           s = eval_step(params, jax.device_put(batch, data_sharding))
           sums = s if sums is None else jax.tree.map(jnp.add, sums, s)
         if sums is None:
           continue
         writer(f"{prefix}/{task}").write_scalars(step, _metrics(sums))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
-      if total is not None and len(rates) > 1:
+      if total is not None and len(tasks) > 1:
         writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, _metrics(total))
 
+  def run_bleu():
+    for task, examples in bleu_sets.items():
+      out = decoding.bleu_eval(model, params, examples, vocab, beam_size=beam_size,
+                               max_decode_length=lengths["targets"], batch_size=batch_size,
+                               sacrebleu_tokenize="zh" if task.endswith("zh_CN") else "13a")
+      writer(f"inference_eval/{task}").write_scalars(step, {"bleu": out["bleu"]})
+      with open(os.path.join(model_dir, "inference_eval", f"{task}-{step}.jsonl"), "w") as f:
+        for pred, ref in zip(out["predictions"], out["references"]):
+          f.write(json.dumps({"prediction": pred, "target": ref}, ensure_ascii=False) + "\n")
+
   def save():
-    mgr.save(step, args=ocp.args.StandardSave(
-        {"step": step, "position": batches.position, "params": params, "opt_state": opt_state}))
+    if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(params)):
+      raise UserError(f"parameters are not finite at step {step}: lower LEARNING_RATE; the last "
+                      f"good checkpoint is kept in {model_dir}")
+    mgr.save(step, args=ocp.args.StandardSave(_checkpoint(
+        step, start_position + step - start_step, params, opt_state, seen)))
     mgr.wait_until_finished()
 
-  batches = data.MixtureBatches(mixture_or_task_name, lengths, batch_size, random_seed, position)
+  batches = data.prefetch(data.MixtureBatches(mixture_or_task_name, lengths, batch_size,
+                                              random_seed, start_position))
   if step == 0:
     run_eval()
-  seen = {t: [0, 0] for t in rates}
-  start = time.time()
+  window, window_start, t0 = None, step, time.time()
   while step < train_steps:
     batch = next(batches)
-    for t in rates:
-      seen[t][0] += batch["task_counts"][t]
-      seen[t][1] += batch["task_tokens"][t]
+    seen += [[batch["task_counts"][t], batch["task_tokens"][t]] for t in tasks]
     arrays = jax.device_put({k: batch[k] for k in data.FEATURES}, data_sharding)
-    new_params, new_opt, sums = train_step(params, opt_state, arrays, step)
-    loss = float(sums.loss) / max(float(sums.weight_sum), 1.0)
-    if not math.isfinite(loss):
-      raise UserError(f"loss is {loss} at step {step}: lower LEARNING_RATE; the last good checkpoint "
-                      f"is kept in {model_dir}")
-    params, opt_state = new_params, new_opt
+    params, opt_state, sums = train_step(params, opt_state, arrays, step)
+    window = sums if window is None else jax.tree.map(jnp.add, window, sums)
     step += 1
-    elapsed = time.time() - start
-    scalars = _metrics(sums)
-    scalars.update(loss=loss, learning_rate=float(lr_fn(step - 1)),
-                   **{"timing/seconds": elapsed, "timing/steps_per_second": step / max(elapsed, 1e-9)})
-    scalars.update({f"examples_seen/{t}": v[0] for t, v in seen.items()})
-    scalars.update({f"tokens_seen/{t}": v[1] for t, v in seen.items()})
+    at_eval, at_save = step % eval_period == 0, step % checkpoint_period == 0
+    if not (step % log_period == 0 or at_eval or at_save or step == train_steps):
+      continue
+    loss = float(window.loss) / max(float(window.weight_sum), 1.0)
+    if not math.isfinite(loss):
+      raise UserError(f"loss is {loss} between steps {window_start} and {step}: lower "
+                      f"LEARNING_RATE; the last good checkpoint is kept in {model_dir}")
+    elapsed = time.time() - t0
+    scalars = {**_metrics(window), "loss": loss, "learning_rate": float(lr_fn(step - 1)),
+               "timing/steps_per_second": (step - window_start) / max(elapsed, 1e-9)}
+    scalars.update({f"examples_seen/{t}": int(seen[i, 0]) for i, t in enumerate(tasks)})
+    scalars.update({f"tokens_seen/{t}": int(seen[i, 1]) for i, t in enumerate(tasks)})
     writer("train").write_scalars(step, scalars)
     if progress:
       progress(step, loss)
-    if step % eval_period == 0 or step == train_steps:
+    if at_eval or step == train_steps:
       run_eval()
-    if step % checkpoint_period == 0 or step == train_steps:
+    if at_save or step == train_steps:
+      if bleu_sets:
+        run_bleu()
       save()
-  for w in writers.values():
-    w.flush()
+    window, window_start, t0 = None, step, time.time()
+  writer.flush()

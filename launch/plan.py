@@ -61,7 +61,8 @@ KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length")
 # Grids that can be crossed with any sweep: plan key -> (gin macro, run suffix).
 CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"),
                "dropouts": ("DROPOUT_RATE", "d"),
-               "warmups": ("WARMUP_STEPS", "w")}
+               "warmups": ("WARMUP_STEPS", "w"),
+               "seeds": ("RANDOM_SEED", "seed")}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,33 +1,164 @@
-"""Two-phase run of the local engine: scratch phase, then params-only phase reset."""
+"""The local engine's training loop: phase reset, resume after kill -9, devices, NaN, freeze, BLEU."""
 import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from ptjf.analysis import events
 from ptjf.engine import optim, train
+from ptjf.errors import UserError
 from ptjf.tasks import local, mixtures
 
 LENGTHS = {"inputs": 16, "targets": 16}
 
 
-def _run(tiny_corpus, model_dir, **kw):
-  tasks = local.register_local_tasks(tiny_corpus.root)[:2]
-  mix = mixtures.rate_mixture(tasks, [0.5, 0.5], corpus_dir=tiny_corpus.root)
-  train.train(model_dir=str(model_dir), mixture_or_task_name=mix, task_feature_lengths=LENGTHS,
-              batch_size=4, train_steps=4, eval_period=2, checkpoint_period=2, eval_examples=8,
-              eval_train_examples=8, model_overrides={"dropout_rate": 0.0},
-              schedule=lambda: optim.warmup_cosine_schedule(1e-3, 2, 4), **kw)
+def _translation_tasks(corpus) -> list[str]:
+  return [t for t in local.register_local_tasks(corpus.root) if t.startswith("translate")]
+
+
+def _schedule():
+  return optim.warmup_cosine_schedule(1e-3, 2, 4)
+
+
+def _run(corpus, model_dir, **kw):
+  tasks = _translation_tasks(corpus)
+  mix = mixtures.rate_mixture(tasks, [0.5, 0.5], corpus_dir=corpus.root)
+  args = dict(model_dir=str(model_dir), mixture_or_task_name=mix, task_feature_lengths=LENGTHS,
+              batch_size=4, train_steps=4, eval_period=2, checkpoint_period=2, log_period=1,
+              eval_examples=8, eval_train_examples=8, model_overrides={"dropout_rate": 0.0},
+              schedule=_schedule)
+  train.train(**{**args, **kw})
   return tasks, mix
 
 
-@pytest.mark.slow
-def test_two_phase_run(tiny_corpus, tmp_path):
-  tasks, mix = _run(tiny_corpus, tmp_path / "p1")
+def _scalars(directory: pathlib.Path, tag: str) -> dict[int, float]:
+  return {step: value for path in sorted(directory.glob("events.out.tfevents*"))
+          for step, t, value in events.read_scalars(path) if t == tag}
+
+
+def _restore(checkpoint: pathlib.Path) -> dict:
+  return ocp.StandardCheckpointer().restore(str(checkpoint / "default"))
+
+
+def test_two_phase_reset(tiny_corpus, tmp_path, capsys):
+  tasks, mix = _run(tiny_corpus, tmp_path / "p1", bleu_examples=3, beam_size=2)
   for sub in ["train", *(f"training_eval/{t}" for t in tasks), f"training_eval/{mix}",
-              *(f"training_eval_train/{t}" for t in tasks)]:
+              *(f"training_eval_train/{t}" for t in tasks), *(f"inference_eval/{t}" for t in tasks)]:
     assert os.listdir(tmp_path / "p1" / sub), sub
-  assert (tmp_path / "p1" / "checkpoint_4").is_dir()
+  translate = tasks[0]
+  assert _scalars(tmp_path / "p1" / "inference_eval" / translate, "bleu").keys() == {2, 4}
+  assert (tmp_path / "p1" / "inference_eval" / f"{translate}-4.jsonl").is_file()
+  p1 = _restore(tmp_path / "p1" / "checkpoint_4")
+  assert int(p1["step"]) == 4 and p1["seen"].sum() > 0
+
   _run(tiny_corpus, tmp_path / "p2", restore_mode="params_only",
-       init_checkpoint=str(tmp_path / "p1" / "checkpoint_4"))
-  c2 = ocp.StandardCheckpointer().restore(str(tmp_path / "p2" / "checkpoint_4" / "default"))
-  assert int(c2["step"]) == 4
+       init_checkpoint=str(tmp_path / "p1" / "checkpoint_4"), train_steps=1, checkpoint_period=100)
+  assert "params_only at step 0" in capsys.readouterr().out
+  p2 = _restore(tmp_path / "p2" / "checkpoint_1")
+  assert int(p2["step"]) == 1
+  # Phase 2's first step used phase 1's final parameters: its step-0 eval equals them.
+  eval1 = _scalars(tmp_path / "p1" / "training_eval" / mix, "loss")
+  eval2 = _scalars(tmp_path / "p2" / "training_eval" / mix, "loss")
+  assert eval2[0] == pytest.approx(eval1[4], rel=1e-5)
+  # LR restarts at the warmup (schedule step 0), and Adam's state is fresh: count 1 after 1 step.
+  lr1 = _scalars(tmp_path / "p1" / "train", "learning_rate")
+  lr2 = _scalars(tmp_path / "p2" / "train", "learning_rate")
+  assert lr2[1] == pytest.approx(lr1[1]) and lr2[1] < lr1[2]
+  counts = [leaf for leaf in jax.tree.leaves(p2["opt_state"]) if np.ndim(leaf) == 0]
+  assert counts and all(int(c) == 1 for c in counts)
+
+
+def test_params_only_load_is_exact_and_fresh(tiny_corpus, tmp_path):
+  _run(tiny_corpus, tmp_path / "p1", train_steps=2)
+  params = _restore(tmp_path / "p1" / "checkpoint_2")["params"]
+  tx = optim.adam(_schedule())
+  fresh = train._checkpoint(0, 0, jax.tree.map(np.zeros_like, params), tx.init(params),
+                            np.zeros((2, 2), np.int64))
+  mgr = ocp.CheckpointManager(str(tmp_path / "p2"))
+  state = train._initial_state(mgr, fresh, tx, "params_only", str(tmp_path / "p1" / "checkpoint_2"))
+  assert state["step"] == 0 and state["position"] == 0
+  jax.tree.map(np.testing.assert_array_equal, state["params"], params)
+  jax.tree.map(np.testing.assert_array_equal, state["opt_state"], tx.init(params))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path):
+  def exploding():
+    return lambda step: jnp.where(step >= 3, jnp.nan, 1e-3)
+  with pytest.raises(UserError, match="not finite|loss is nan"):
+    _run(tiny_corpus, tmp_path / "p1", schedule=exploding, train_steps=8, checkpoint_period=1)
+  kept = sorted(p.name for p in (tmp_path / "p1").glob("checkpoint_*"))
+  assert kept and kept[-1] == "checkpoint_3"
+  params = _restore(tmp_path / "p1" / "checkpoint_3")["params"]
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_freeze_leaves_embedding_untouched(tiny_corpus, tmp_path):
+  _run(tiny_corpus, tmp_path / "p1", train_steps=2)
+  before = _restore(tmp_path / "p1" / "checkpoint_2")["params"]
+  _run(tiny_corpus, tmp_path / "p2", train_steps=2, restore_mode="params_only",
+       init_checkpoint=str(tmp_path / "p1" / "checkpoint_2"), freeze=["^embedding"])
+  after = _restore(tmp_path / "p2" / "checkpoint_2")["params"]
+  np.testing.assert_array_equal(after["embedding"]["embedding"], before["embedding"]["embedding"])
+  assert not np.array_equal(after["decoder_norm"]["scale"], before["decoder_norm"]["scale"])
+
+
+# --- the trainer as a process: kill -9 and resume; two devices ---------------------------------
+
+def _command(corpus, model_dir, steps=30):
+  return [sys.executable, "-P", "-m", "ptjf.cli", "train", "--gin_file=local/base.gin",
+          "--gin_file=local/model_tiny.gin", "--gin_file=local/nmt_adam.gin",
+          f"--gin.MODEL_DIR='{model_dir}'", f"--gin.CORPUS_DIR='{corpus.root}'",
+          f"--gin.TRAIN_STEPS={steps}", "--gin.BATCH_SIZE=4", "--gin.WARMUP_STEPS=5",
+          "--gin.CHECKPOINT_PERIOD=5", "--gin.EVAL_PERIOD=10", "--gin.DROPOUT_RATE=0.1",
+          "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}",
+          "--gin.MIXTURE_OR_TASK_NAME=@rate_mixture()",
+          f"--gin_bindings=rate_mixture.tasks={_translation_tasks(corpus)}",
+          "--gin_bindings=rate_mixture.rates=[0.7, 0.3]", "--gin_bindings=train.log_period=1"]
+
+
+def _env(devices=1):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return env
+
+
+@pytest.mark.slow
+def test_kill_9_resumes_on_the_same_curve(tiny_corpus, tmp_path):
+  whole, killed = tmp_path / "whole", tmp_path / "killed"
+  subprocess.run(_command(tiny_corpus, whole), env=_env(), check=True, capture_output=True)
+  proc = subprocess.Popen(_command(tiny_corpus, killed), env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not (killed / "checkpoint_10").is_dir() and time.time() < deadline:
+    time.sleep(0.2)
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert not (killed / "checkpoint_30").exists()
+  subprocess.run(_command(tiny_corpus, killed), env=_env(), check=True, capture_output=True)
+  expected = _scalars(whole / "train", "loss")
+  got = _scalars(killed / "train", "loss")
+  assert set(range(11, 31)) <= set(got)
+  for step in range(11, 31):
+    assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+  tag = "examples_seen/" + _translation_tasks(tiny_corpus)[1]
+  assert _scalars(killed / "train", tag)[30] == _scalars(whole / "train", tag)[30]
+
+
+@pytest.mark.slow
+def test_two_devices_follow_the_one_device_curve(tiny_corpus, tmp_path):
+  for devices in (1, 2):
+    subprocess.run(_command(tiny_corpus, tmp_path / f"d{devices}", steps=10), env=_env(devices),
+                   check=True, capture_output=True)
+  one = _scalars(tmp_path / "d1" / "train", "loss")
+  two = _scalars(tmp_path / "d2" / "train", "loss")
+  assert one.keys() == two.keys() == set(range(1, 11))
+  for step in one:
+    assert two[step] == pytest.approx(one[step], rel=1e-4), step

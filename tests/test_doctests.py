@@ -1,0 +1,16 @@
+"""The worked examples in the docstrings are true."""
+import doctest
+
+import pytest
+
+from ptjf import demo
+from ptjf.analysis import numbers, pareto, runs
+from ptjf.engine import cli as engine_cli, data, optim
+from ptjf.launch import plan
+
+
+@pytest.mark.parametrize("module", [numbers, pareto, runs, engine_cli, data, optim, plan, demo],
+                         ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+  result = doctest.testmod(module)
+  assert result.attempted > 0 and result.failed == 0
