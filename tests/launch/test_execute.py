@@ -1,7 +1,10 @@
 """Running plans (ptjf.launch.execute) with a fake trainer, once for real."""
 import json
 import pathlib
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -259,29 +262,66 @@ rates = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
       capsys.readouterr().err)
 
 
-def _local_engine_ready() -> bool:
-  """Whether `ptjf train` and gin/local/ are installed (the engine's area)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  from ptjf.launch import t5x  # pylint: disable=g-import-not-at-top
-  return (importlib.util.find_spec("ptjf.engine.train") is not None
-          and (t5x.ptjf_root() / "gin/local/base.gin").is_file())
+def _wait_for(path: pathlib.Path, proc, timeout: float = 600) -> None:
+  deadline = time.time() + timeout
+  while not path.exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.2)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _local_engine_ready(),
-                    reason="the local engine (ptjf train, gin/local) is absent")
-def test_ptjf_with_the_real_engine(tmp_path, tiny_corpus, capsys):
-  exp = plan.parse_plan({
-      "experiment": {"name": "e2e", "high": "translate_en_fr",
-                     "low": "translate_en_ro", "model": "tiny",
-                     "optimizer": "nmt_adam", "batch_size": 4,
-                     "feature_lengths": {"inputs": 16, "targets": 16}},
-      "sweep": [{"kind": "ptjf", "pretrain_steps": 4, "finetune_steps": 2,
-                 "rates": [0.5]}]})
+def test_sweep_with_the_real_engine_survives_kill_9(tmp_path, tiny_corpus):
+  """PTJF + scalarization + restart through `ptjf sweep`; killed mid-way, re-run, re-run."""
+  plan_file = tmp_path / "e2e.toml"
+  plan_file.write_text("""
+[experiment]
+name = "e2e"
+model = "tiny"
+optimizer = "nmt_adam"
+high = "translate_en_fr"
+low = "translate_en_ro"
+batch_size = 4
+feature_lengths = {inputs = 16, targets = 16}
+overrides = {EVAL_PERIOD = 2, CHECKPOINT_PERIOD = 2, WARMUP_STEPS = 1}
+[[sweep]]
+kind = "ptjf"
+pretrain_steps = 4
+finetune_steps = 2
+rates = [0.3, 0.7]
+[[sweep]]
+kind = "scalarization"
+steps = 6
+rates = [0.3]
+[[sweep]]
+kind = "restart"
+pretrain_steps = 4
+finetune_steps = 2
+rates = [0.3]
+""")
   runs = tmp_path / "runs"
-  summary = execute.run_plan(exp, runs, corpus_dir=str(tiny_corpus.root))
-  assert summary.ok, capsys.readouterr().out
-  assert (runs / "e2e/pretrain_s4/pretrain/checkpoint_4").is_dir()
-  assert (runs / "e2e/ptjf_r0.5/finetune/checkpoint_2").is_dir()
-  again = execute.run_plan(exp, runs, corpus_dir=str(tiny_corpus.root))
-  assert not again.ran and len(again.reused) == 2
+  command = [sys.executable, "-P", "-m", "ptjf.cli", "sweep", str(plan_file), "--runs-dir",
+             str(runs), "--corpus-dir", str(tiny_corpus.root)]
+  proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  _wait_for(runs / "e2e/ptjf_r0.3/finetune/checkpoint_2", proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  subprocess.run(command, check=True, capture_output=True)
+  logs = {p.parent.relative_to(runs / "e2e").as_posix(): p.read_text()
+          for p in (runs / "e2e").glob("*/*/log.txt")}
+  assert sorted(logs) == ["pretrain_s4/pretrain", "ptjf_r0.3/finetune", "ptjf_r0.7/finetune",
+                          "restart_r0.3/main", "restart_r0.3/restart", "scal_r0.3/main"]
+  # The shared pre-training ran once, to completion, before the kill: never started again.
+  assert logs["pretrain_s4/pretrain"].count("=== 20") == 1
+  for key, steps in {"pretrain_s4/pretrain": 4, "ptjf_r0.7/finetune": 2,
+                       "scal_r0.3/main": 6, "restart_r0.3/restart": 2}.items():
+    assert (runs / "e2e" / key / f"checkpoint_{steps}").is_dir(), key
+  again = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+  assert "nothing to do: all 6 phases are finished" in again
+  assert all(p.read_text() == logs[k] for k, p in
+             ((p.parent.relative_to(runs / "e2e").as_posix(), p)
+              for p in (runs / "e2e").glob("*/*/log.txt")))
+  page = subprocess.run([sys.executable, "-P", "-m", "ptjf.cli", "report", str(runs)], check=True,
+                        capture_output=True, text=True).stdout.strip().splitlines()[-1]
+  html = pathlib.Path(page).read_text()
+  assert "<img" in html and "translate_en_ro" in html
+
+
