@@ -203,6 +203,7 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
     manifest = _up_to_date(corpus, options, _catalog_hashes(locale_dir, langs))
     if manifest:
       log(f"corpus up to date at {corpus.root} (use --force to rebuild)")
+      log(format_counts(manifest))
       log(f"corpus hash: {manifest['corpus_hash']}")
       return manifest
 

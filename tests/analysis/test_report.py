@@ -4,10 +4,10 @@ import json
 import pathlib
 import re
 import shutil
-import subprocess
-import tempfile
 
 import pytest
+
+import browser
 
 from ptjf import cli
 from ptjf.analysis import events
@@ -107,21 +107,10 @@ def test_report_on_real_t5x_logdir(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not pathlib.Path("/usr/bin/chromium").exists(),
-                    reason="needs /usr/bin/chromium")
+@browser.needs_chromium
 def test_page_screenshot_is_not_blank(sweep_dir, tmp_path):
-  from PIL import Image
   page = report.write_report(sweep_dir, tmp_path / "out")
-  shot = tmp_path / "shot.png"
-  subprocess.run(
-      ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-       "--disable-background-networking", "--disable-component-update",
-       "--disable-sync", "--no-first-run",
-       f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
-       f"--screenshot={shot}", "--window-size=1280,2000",
-       page.as_uri()], check=True, capture_output=True, timeout=120)
-  colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
-  assert colours is not None and len(colours) > 200
+  assert browser.screenshot_colours(page, tmp_path) > 200
 
 
 def test_single_task_experiment_is_listed_not_fatal(sweep_dir, tmp_path):

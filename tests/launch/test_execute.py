@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+import browser
+
 from ptjf.errors import UserError
 from ptjf.launch import execute, plan
 
@@ -323,5 +325,7 @@ rates = [0.3]
                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
   html = pathlib.Path(page).read_text()
   assert "<img" in html and "translate_en_ro" in html
+  if browser.CHROMIUM.exists():
+    assert browser.screenshot_colours(pathlib.Path(page), tmp_path) > 200
 
 
