@@ -34,10 +34,10 @@ def _metrics(sums: losses.LossSums) -> dict:
           "accuracy": float(sums.correct) / n}
 
 
-def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int,
-                  seed: int) -> list[dict]:
-  """Up to `limit` examples of a split, in fixed order, as full batches padded with weight-0 rows."""
-  rows = list(itertools.islice(data.task_stream(task, split, lengths, seed, shuffle=split == "train",
+def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int) -> list[dict]:
+  """The first `limit` examples of a split (the same for every run and seed), as full batches
+  padded with weight-0 rows."""
+  rows = list(itertools.islice(data.task_stream(task, split, lengths, 0, shuffle=False,
                                                 repeat=False), limit))
   batches = []
   for i in range(0, len(rows), batch_size):
@@ -110,7 +110,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           schedule: Callable[[], optax.Schedule] = gin.REQUIRED,
           eval_period: int = 50, checkpoint_period: int = 100, log_period: int = 10,
           restore_mode: str = "scratch", init_checkpoint: Optional[str] = None,
-          random_seed: int = 0, label_smoothing: float = 0.0, eval_examples: int = 64,
+          random_seed: int = 0, data_seed: Optional[int] = None, label_smoothing: float = 0.0, eval_examples: int = 64,
           eval_train_examples: int = 64, bleu_examples: int = 0, beam_size: int = 4,
           freeze: Sequence[str] = (), keep_checkpoints: int = 3,
           progress: Optional[Callable[[int, float], None]] = None) -> None:
@@ -118,6 +118,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
 
   restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
     optimizer state, step 0, schedule from its start); "continue" (its step and optimizer state).
+  data_seed: seeds the training data order (default random_seed); a phase that starts from
+    another should use a new one, or it re-reads the examples its parent read first.
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
     `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
   freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
@@ -180,7 +182,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
   writer = _Writers(model_dir)
-  eval_sets = {(prefix, task): _eval_batches(task, split, lengths, batch_size, limit, random_seed)
+  eval_sets = {(prefix, task): _eval_batches(task, split, lengths, batch_size, limit)
                for prefix, split, limit in (("training_eval", "validation", eval_examples),
                                             ("training_eval_train", "train", eval_train_examples))
                for task in tasks}
@@ -221,7 +223,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     mgr.wait_until_finished()
 
   batches = data.prefetch(data.MixtureBatches(mixture_or_task_name, lengths, batch_size,
-                                              random_seed, start_position))
+                                              random_seed if data_seed is None else data_seed,
+                                              start_position))
   if step == 0:
     run_eval()
   window, window_start, t0 = None, step, time.time()

@@ -112,6 +112,15 @@ def _macros(job: Job) -> dict:
           **exp.overrides, **dict(job.phase.overrides)}
 
 
+def data_seed(job: Job) -> int:
+  """RANDOM_SEED plus the number of phases before this one in its chain: a phase that
+  starts from another reads its data in a new order, not the examples its parent began with."""
+  depth, parent = 0, job.phase.parent
+  while parent:
+    depth, parent = depth + 1, job.experiment.phases()[parent][1].parent
+  return int(_macros(job).get("RANDOM_SEED", 0)) + depth
+
+
 _LOCAL_START_GIN = {"scratch": [],
                     "params_only": ["local/finetune_params_only.gin"],
                     "continue": ["local/continue.gin"]}
@@ -128,6 +137,7 @@ def local_command(job: Job) -> list[str]:
              f"--gin_file=local/{exp.optimizer}.gin"]
   command += [f"--gin_file={f}" for f in _LOCAL_START_GIN[job.phase.start]]
   command.append(f"--gin.MODEL_DIR={t5x.gin_literal(job.model_dir)}")
+  command.append(f"--gin.DATA_SEED={data_seed(job)}")
   command += [f"--gin.{k}={t5x.gin_literal(v)}"
               for k, v in _macros(job).items()]
   if job.init_checkpoint:

@@ -36,8 +36,8 @@ def summary_line(best: dict[str, float], report: pathlib.Path) -> str:
           f"restart_best_low={fmt('restart')} report={report}")
 
 
-def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path) -> str:
-  """Corpus -> sweep -> report; returns the summary line."""
+def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path, seed: int = 0) -> str:
+  """Corpus -> sweep -> report; returns the summary line. `seed` seeds init, data and dropout."""
   from ptjf.analysis import report
   from ptjf.launch import execute, plan
   from ptjf.tasks import corpus
@@ -46,7 +46,9 @@ def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path) -> str:
   print(f"demo 1/3: corpus at {corpus_dir}", flush=True)
   corpus.build_corpus(corpus_dir, subsample=SUBSAMPLE, vocab_size=VOCAB_SIZE)
   print(f"demo 2/3: plan {PLAN!r} into {runs_dir}", flush=True)
-  summary = execute.run_plan(plan.load_plan(PLAN), runs_dir, corpus_dir=str(corpus_dir))
+  exp = plan.load_plan(PLAN)
+  exp.overrides = {**exp.overrides, "RANDOM_SEED": seed}
+  summary = execute.run_plan(exp, runs_dir, corpus_dir=str(corpus_dir))
   if not summary.ok:
     raise UserError(f"{len(summary.failed) + len(summary.skipped)} demo phases failed or were "
                     "skipped (logs listed above): re-run `ptjf demo` to resume them")
@@ -58,7 +60,8 @@ def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-  print(run_demo(pathlib.Path(args.corpus_dir), pathlib.Path(args.runs_dir)))
+  runs_dir = args.runs_dir or ("runs/demo" if args.seed == 0 else f"runs/demo_seed{args.seed}")
+  print(run_demo(pathlib.Path(args.corpus_dir), pathlib.Path(runs_dir), args.seed))
   return 0
 
 
@@ -68,5 +71,8 @@ def register(subparsers) -> None:
       "demo", help="corpus + PTJF/scalarization/restart sweep + report (~15 min on 2 cores)",
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--corpus-dir", default="data/demo_corpus")
-  parser.add_argument("--runs-dir", default="runs/demo")
+  parser.add_argument("--runs-dir", default=None,
+                      help="default runs/demo (seed 0), runs/demo_seed<N> otherwise")
+  parser.add_argument("--seed", type=int, default=0,
+                      help="RANDOM_SEED of every phase (repeat the demo to see the spread)")
   parser.set_defaults(func=_demo)

@@ -185,6 +185,7 @@ def test_local_command_follows_the_engine_contract(tmp_path):
       "--gin_file=local/nmt_adam.gin",
       "--gin_file=local/finetune_params_only.gin"]
   for arg in (f'--gin.MODEL_DIR="{tmp_path / "ft"}"', "--gin.TRAIN_STEPS=4",
+              "--gin.DATA_SEED=1",  # a fine-tune reads its data in a new order
               "--gin.BATCH_SIZE=8", "--gin.LEARNING_RATE=0.001",
               f'--gin.INITIAL_CHECKPOINT_PATH="{init}"',
               "--gin_bindings=MIXTURE_OR_TASK_NAME = @rate_mixture()",
@@ -197,6 +198,7 @@ def test_local_command_follows_the_engine_contract(tmp_path):
   command = execute.local_command(execute.Job(exp, run, phase, tmp_path / "p",
                                               None, None))
   assert "--gin_bindings=local_task.name = \"translate_en_fr\"" in command
+  assert "--gin.DATA_SEED=0" in command
   assert not any("INITIAL_CHECKPOINT_PATH" in a or "params_only" in a
                  for a in command)
 
