@@ -66,7 +66,7 @@ def _wmt_task(name: str, vocab: seqio.Vocabulary, data_dir: str | None,
       output_features=outputs.output_features(vocab),
       preprocessors=preprocessors.translation_steps(functools.partial(
           preprocessors.translation_pair, source="en", target=pair.lang,
-          prefix=prefix)),
+          prefix=prefix.format(lang=pair.lang))),
       metric_fns=[functools.partial(
           outputs.bleu, tokenize=outputs.bleu_tokenizer(pair.lang))])
 
@@ -85,13 +85,14 @@ def _mc4_task(name: str, lang: str, vocab: seqio.Vocabulary,
 @gin.configurable(module="ptjf.tasks.cluster")
 def register_cluster_task(name: str, vocab_path: str | None = None,
                           data_dir: str | None = None,
-                          prefix: str = "",
+                          prefix: str = preprocessors.TARGET_TAG,
                           mc4_version: str = MC4_TFDS_VERSION) -> str:
   """Registers one cluster task (replacing a previous one); returns its name.
 
   vocab_path: a SentencePiece model (local path or gs://); defaults to the mT5
   vocabulary for mC4 tasks and is required for WMT tasks. data_dir: the TFDS
-  data directory. prefix: text before the English input of WMT tasks.
+  data directory. prefix: text before the English input of WMT tasks, `{lang}`
+  replaced by the target language (default: the tag "<2fr> ", as local tasks).
   mc4_version: the c4/multilingual version prepared in data_dir.
   In gin: `ptjf.tasks.cluster.register_cluster_task.vocab_path = "..."`.
   """

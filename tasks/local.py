@@ -81,13 +81,15 @@ def _make_task(name: str, kind: str, lang: str, split_files: dict,
 
 
 def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,
-                         prefix: str = "") -> list[str]:
+                         prefix: str = preprocessors.TARGET_TAG) -> list[str]:
   """Registers every task of the corpus in SeqIO's registry; returns their names.
 
   Idempotent: calling again with the same corpus (unchanged files) and prefix
   does nothing; another corpus or prefix replaces the tasks of the same name.
-  `prefix` goes before the English input of translation tasks (none for the
-  NMT models; e.g. "translate English to French: " for T5-style models).
+  `prefix` goes before the English input of translation tasks, `{lang}` replaced
+  by the target language: by default the target-language tag "<2fr> " that
+  tells a one-to-many model which language to write (Johnson et al., 2017);
+  e.g. "translate English to {lang}: " for T5-style models, "" for none.
   """
   corpus = corpus_layout(corpus_dir)
   vocab = None
@@ -104,7 +106,7 @@ def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,
     vocab = vocab or vocabulary(corpus.root)
     seqio.TaskRegistry.remove(name)
     seqio.TaskRegistry.add_provider(
-        name, _make_task(name, kind, lang, split_files, vocab, prefix))
+        name, _make_task(name, kind, lang, split_files, vocab, prefix.format(lang=lang)))
     _REGISTERED[name] = key
   if not names:
     raise UserError(f"corpus {corpus.root} has no pairs/ or mono/ data: "

@@ -27,6 +27,15 @@ import tensorflow as tf
 
 from ptjf.errors import UserError
 
+# Before each English input: which language to translate into ("<2ro> Open file").
+# The corpus vocabulary holds each tag as one piece.
+TARGET_TAG = "<2{lang}> "
+
+
+def target_tag(lang: str) -> str:
+  """The target-language tag as a vocabulary symbol: target_tag("ro") == "<2ro>"."""
+  return TARGET_TAG.format(lang=lang).strip()
+
 NOISE_DENSITY = 0.15
 MEAN_NOISE_SPAN_LENGTH = 3.0
 

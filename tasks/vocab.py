@@ -12,6 +12,7 @@ import pathlib
 import random
 
 from ptjf.errors import UserError
+from ptjf.tasks import preprocessors
 
 TAU = 3.33
 MIN_VOCAB_SIZE = 300  # 256 byte-fallback pieces + ids + some characters
@@ -41,7 +42,10 @@ def temperature_draw(texts: dict[str, list[str]], draw_size: int, seed: int,
 def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
                 vocab_size: int = 8000, seed: int = 0,
                 draw_size: int = DEFAULT_DRAW) -> None:
-  """Trains the unigram model at `model_path` (ids: pad 0, eos 1, unk 2, no bos)."""
+  """Trains the unigram model at `model_path` (ids: pad 0, eos 1, unk 2, no bos).
+
+  Each non-English language's target tag ("<2ro>") is one piece of the vocabulary.
+  """
   import io
   import sentencepiece as spm
   if vocab_size < MIN_VOCAB_SIZE:
@@ -52,7 +56,8 @@ def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
   # its bytes (and the corpus hash) depend on the output directory.
   buffer = io.BytesIO()
   try:
-    _train(spm, sentences, buffer, vocab_size)
+    _train(spm, sentences, buffer, vocab_size,
+           [preprocessors.target_tag(lang) for lang in sorted(texts) if lang != "en"])
   except RuntimeError as e:
     if "smaller than required_chars" not in str(e):
       raise
@@ -63,10 +68,10 @@ def train_vocab(texts: dict[str, list[str]], model_path: pathlib.Path,
   model_path.write_bytes(buffer.getvalue())
 
 
-def _train(spm, sentences: list[str], buffer, vocab_size: int) -> None:
+def _train(spm, sentences: list[str], buffer, vocab_size: int, symbols: list[str]) -> None:
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(sentences), model_writer=buffer,
-      vocab_size=vocab_size,
+      vocab_size=vocab_size, user_defined_symbols=symbols,
       model_type="unigram", character_coverage=0.9995, byte_fallback=True,
       hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       num_threads=1, seed_sentencepiece_size=200_000,

@@ -6,7 +6,7 @@ so a tiny model learns them in a few hundred steps.
 import pathlib
 import random
 
-from ptjf.tasks import layout
+from ptjf.tasks import layout, preprocessors
 
 _EN_WORDS = ("the cat dog bird sees eats likes a small big red green house tree "
              "runs sleeps on under near water food old new happy").split()
@@ -65,6 +65,7 @@ def write_synthetic_corpus(root: pathlib.Path, sizes: dict[str, int],
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(all_text), model_prefix=str(corpus.vocab_model.with_suffix("")),
       vocab_size=vocab_size, model_type="unigram", character_coverage=1.0,
+      user_defined_symbols=[preprocessors.target_tag(lang) for lang in sorted(sizes)],
       hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
       minloglevel=2)
   return corpus

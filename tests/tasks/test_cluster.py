@@ -97,7 +97,7 @@ def test_wmt_task_reads_tfds(tfds_dir, tiny_corpus):
                   .as_numpy_iterator())
   decoded = sorted((vocab.decode(ex["inputs"].tolist()),
                     vocab.decode(ex["targets"].tolist())) for ex in examples)
-  assert decoded == sorted(PAIRS[6:8])
+  assert decoded == sorted((f"<2ro> {en}", ro) for en, ro in PAIRS[6:8])
   assert all(ex["inputs"][-1] == 1 for ex in examples)
 
 

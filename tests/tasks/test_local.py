@@ -40,7 +40,9 @@ def test_translation_examples(tiny_corpus, names):
   english, romanian = first.split("\t")
   ex = next(task.get_dataset(LENGTHS, split="validation", shuffle=False)
             .as_numpy_iterator())
-  assert vocab.decode(ex["inputs"].tolist()) == english
+  assert vocab.decode(ex["inputs"].tolist()) == f"<2ro> {english}"
+  pieces = [vocab.tokenizer.id_to_piece(int(i)) for i in ex["inputs"][:2]]
+  assert "<2ro>" in pieces  # the tag is one piece
   assert vocab.decode(ex["targets"].tolist()) == romanian
   assert ex["inputs"][-1] == ex["targets"][-1] == 1  # EOS
   bleu = task.metric_fns[0]([romanian], [romanian])
