@@ -15,9 +15,8 @@ Flax's threefry dropout masks (the cost of dropout), and one summary line
 
     python bench/bench_engine.py [--dtypes float32,bfloat16] [--steps 12]
 
-The timed step is built here from `ptjf.engine.model` + optax Adafactor +
-label-smoothed cross-entropy (engine/train.py did not exist yet); switch to
-the trainer's step function once it does. Other processes share the CPU, so
+The timed step is the trainer's own (`engine.train.make_train_step`) with
+the engine's Adafactor (unfactored, momentum). Other processes share the CPU, so
 absolute numbers are noisy; each variant's sgemm peak is measured right
 before it, and ratios within one run are what to compare.
 """
@@ -34,7 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ptjf.engine import data
 from ptjf.engine import model as model_lib
+from ptjf.engine import optim
+from ptjf.engine import train as train_lib
 
 SPEC = dict(preset="bench", vocab_size=8192, batch_size=64, inputs_length=64,
             targets_length=64, dropout_rate=0.1, label_smoothing=0.1)
@@ -105,45 +107,21 @@ def batches(corpus_dir: pathlib.Path) -> Iterator[dict[str, np.ndarray]]:
       dataset_split="train", shuffle=True, num_epochs=None, seed=0,
       feature_converter=seqio.EncDecFeatureConverter(pack=False))
   ds = ds.batch(SPEC["batch_size"], drop_remainder=True).prefetch(2)
-  return ds.as_numpy_iterator()
-
-
-def make_train_step(model: model_lib.Transformer, optimizer, label_smoothing):
-  """Jitted (params, opt_state, batch, rng) -> (params, opt_state, loss)."""
-
-  def loss_fn(params, batch, rng):
-    logits = model.apply(
-        {"params": params}, batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"], batch["decoder_target_tokens"],
-        enable_dropout=True, rngs={"dropout": rng})
-    labels = optax.smooth_labels(
-        jax.nn.one_hot(batch["decoder_target_tokens"], logits.shape[-1]),
-        label_smoothing)
-    weights = batch["decoder_loss_weights"]
-    loss = optax.softmax_cross_entropy(logits, labels) * weights
-    return loss.sum() / jnp.maximum(weights.sum(), 1)
-
-  def step(params, opt_state, batch, rng):
-    loss, grads = jax.value_and_grad(loss_fn)(params, batch, rng)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  return jax.jit(step, donate_argnums=(0, 1))
+  return ({k: b[k] for k in data.FEATURES} for b in ds.as_numpy_iterator())
 
 
 def time_steps(cfg: model_lib.TransformerConfig, data: Iterator[dict],
                steps: int, warmup: int = 2) -> dict[str, float]:
   """Compiles and times `steps` training steps after `warmup` ones."""
   model = model_lib.Transformer(cfg)
-  optimizer = optax.adafactor(learning_rate=1e-3)
+  optimizer = optim.adafactor(optax.constant_schedule(1e-3))
   first = next(data)
   params = model.init(jax.random.key(0), first["encoder_input_tokens"],
                       first["decoder_input_tokens"])["params"]
   opt_state = optimizer.init(params)
-  step = make_train_step(model, optimizer, SPEC["label_smoothing"])
-  base_rng = jax.random.key(1)
+  step = train_lib.make_train_step(model, optimizer, SPEC["label_smoothing"], 0)
   start = time.perf_counter()
-  compiled = step.lower(params, opt_state, first, base_rng).compile()
+  compiled = step.lower(params, opt_state, first, np.int32(0)).compile()
   compile_s = time.perf_counter() - start
   data_s, i = 0.0, 0
   for i in range(warmup + steps):
@@ -153,9 +131,8 @@ def time_steps(cfg: model_lib.TransformerConfig, data: Iterator[dict],
     fetch = time.perf_counter()
     batch = next(data)
     data_s += time.perf_counter() - fetch
-    params, opt_state, loss = compiled(params, opt_state, batch,
-                                       jax.random.fold_in(base_rng, i))
-  loss = float(loss)
+    params, opt_state, sums = compiled(params, opt_state, batch, np.int32(i))
+  loss = float(sums.loss) / float(sums.weight_sum)
   elapsed = time.perf_counter() - start
   peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   return dict(steps_per_s=steps / elapsed, compile_s=compile_s,

@@ -75,6 +75,29 @@ class _Writers:
       w.flush()
 
 
+def make_train_step(model: model_lib.Transformer, tx: optax.GradientTransformation,
+                    label_smoothing: float, random_seed: int) -> Callable:
+  """The jitted step `(params, opt_state, batch, step) -> (params, opt_state, LossSums)`.
+
+  Dropout is seeded by `random_seed` and the step; params and optimizer state are donated.
+  (bench/bench_engine.py times this same function.)
+  """
+  def loss_fn(p, batch, rng):
+    logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
+                         enable_dropout=model.config.dropout_rate > 0, rngs={"dropout": rng})
+    sums = losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"],
+                                label_smoothing)
+    return sums.loss / jnp.maximum(sums.weight_sum, 1.0), sums
+
+  def train_step(p, o, batch, step):
+    rng = jax.random.fold_in(jax.random.key(random_seed + 1), step)
+    grads, sums = jax.grad(loss_fn, has_aux=True)(p, batch, rng)
+    updates, o = tx.update(grads, o, p)
+    return optax.apply_updates(p, updates), o, sums
+
+  return jax.jit(train_step, donate_argnums=(0, 1))
+
+
 def _checkpoint(step, position, params, opt_state, seen) -> dict:
   return {"step": step, "position": position, "params": params, "opt_state": opt_state,
           "seen": seen}
@@ -162,19 +185,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   print(f"{model_dir}: {restore_mode if latest is None else 'resumed'} at step {step}, "
         f"learning rate {float(lr_fn(step)):.3g}", flush=True)
 
-  def loss_fn(p, batch, rng):
-    logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
-                         enable_dropout=cfg.dropout_rate > 0, rngs={"dropout": rng})
-    sums = losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"],
-                                label_smoothing)
-    return sums.loss / jnp.maximum(sums.weight_sum, 1.0), sums
-
-  @jax.jit
-  def train_step(p, o, batch, step):
-    rng = jax.random.fold_in(jax.random.key(random_seed + 1), step)
-    grads, sums = jax.grad(loss_fn, has_aux=True)(p, batch, rng)
-    updates, o = tx.update(grads, o, p)
-    return optax.apply_updates(p, updates), o, sums
+  train_step = make_train_step(model, tx, label_smoothing, random_seed)
 
   @jax.jit
   def eval_step(p, batch):
