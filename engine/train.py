@@ -103,10 +103,10 @@ def _checkpoint(step, position, params, opt_state, seen) -> dict:
           "seen": seen}
 
 
-def _initial_state(mgr: ocp.CheckpointManager, fresh: dict, tx: optax.GradientTransformation,
-                   restore_mode: str, init_checkpoint: Optional[str]) -> dict:
-  """The state to start from: MODEL_DIR's latest checkpoint, else the phase's start mode."""
-  latest = mgr.latest_step()
+def _initial_state(mgr: ocp.CheckpointManager, latest: Optional[int], fresh: dict,
+                   tx: optax.GradientTransformation, restore_mode: str,
+                   init_checkpoint: Optional[str]) -> dict:
+  """The state to start from: MODEL_DIR's `latest` checkpoint, else the phase's start mode."""
   if latest is not None:
     return mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
   if restore_mode == "scratch":
@@ -176,7 +176,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   if latest is not None and latest >= train_steps:
     print(f"{model_dir}: already finished (checkpoint_{latest})")
     return
-  state = _initial_state(mgr, _checkpoint(0, 0, params, tx.init(params),
+  state = _initial_state(mgr, latest, _checkpoint(0, 0, params, tx.init(params),
                                           np.zeros((len(tasks), 2), np.int64)),
                          tx, restore_mode, init_checkpoint)
   params, opt_state = jax.device_put((state["params"], state["opt_state"]), replicated)

@@ -83,7 +83,7 @@ def test_params_only_load_is_exact_and_fresh(tiny_corpus, tmp_path):
   fresh = train._checkpoint(0, 0, jax.tree.map(np.zeros_like, params), tx.init(params),
                             np.zeros((2, 2), np.int64))
   mgr = ocp.CheckpointManager(str(tmp_path / "p2"))
-  state = train._initial_state(mgr, fresh, tx, "params_only", str(tmp_path / "p1" / "checkpoint_2"))
+  state = train._initial_state(mgr, None, fresh, tx, "params_only", str(tmp_path / "p1" / "checkpoint_2"))
   assert state["step"] == 0 and state["position"] == 0
   jax.tree.map(np.testing.assert_array_equal, state["params"], params)
   jax.tree.map(np.testing.assert_array_equal, state["opt_state"], tx.init(params))
