@@ -5,6 +5,7 @@ PLAN is a TOML plan file or the name of a built-in plan (launch/plans/):
     ptjf sweep demo --dry-run             step cost per run, shared phases once
     ptjf sweep ro_fr.toml --runs-dir runs --corpus-dir data/corpus
     ptjf sweep ro_fr.toml --only ptjf_r0.3 scal_r0.3
+    ptjf sweep demo --jobs 2              two phases at a time
     ptjf run ro_fr.toml --run ptjf_r0.3   one run and the phases it starts from
 
 Finished phases are reused, interrupted ones resume; re-run the same command
@@ -27,13 +28,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                       "else $PTJF_CORPUS_DIR or ./data/corpus)")
   parser.add_argument("--dry-run", action="store_true",
                       help="print the phases and their step cost; run nothing")
+  parser.add_argument("--jobs", type=int, default=1,
+                      help="phases trained at the same time (default 1; 2 on "
+                      "a 2-core machine trains small models ~1.2-1.35x faster)")
 
 
 def _execute(args: argparse.Namespace, only_runs) -> int:
   from ptjf.launch import execute, plan  # pylint: disable=g-import-not-at-top
   exp = plan.load_plan(args.plan)
   summary = execute.run_plan(exp, args.runs_dir, only_runs=only_runs,
-                             dry_run=args.dry_run, corpus_dir=args.corpus_dir)
+                             dry_run=args.dry_run, corpus_dir=args.corpus_dir,
+                             jobs=args.jobs)
   return 0 if summary.ok else 1
 
 

@@ -10,7 +10,7 @@ from ptjf import __version__
 from ptjf.errors import UserError
 
 _AREAS = ("ptjf.tasks.cli", "ptjf.engine.cli", "ptjf.launch.cli",
-          "ptjf.analysis.cli", "ptjf.demo")
+          "ptjf.analysis.cli", "ptjf.demo", "ptjf.reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,15 +13,9 @@ The last line holds each method's best En-Ro validation loss per target token:
   demo: ptjf_best_low=<f> scalar_best_low=<f> restart_best_low=<f> report=<path>
 """
 import argparse
+import dataclasses
 import pathlib
 import time
-
-from ptjf.errors import UserError
-
-PLAN = "demo"
-LOW_TASK = "translate_en_ro"
-SUBSAMPLE = {"ro": 0.01}
-VOCAB_SIZE = 4000
 
 
 def summary_line(best: dict[str, float], report: pathlib.Path) -> str:
@@ -36,32 +30,25 @@ def summary_line(best: dict[str, float], report: pathlib.Path) -> str:
           f"restart_best_low={fmt('restart')} report={report}")
 
 
-def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path, seed: int = 0) -> str:
+def run_demo(corpus_dir: pathlib.Path, runs_dir: pathlib.Path, seed: int = 0,
+             jobs: int = 2) -> str:
   """Corpus -> sweep -> report; returns the summary line. `seed` seeds init, data and dropout."""
+  from ptjf import reproduce
   from ptjf.analysis import report
-  from ptjf.launch import execute, plan
-  from ptjf.tasks import corpus
 
   start = time.time()
-  print(f"demo 1/3: corpus at {corpus_dir}", flush=True)
-  corpus.build_corpus(corpus_dir, subsample=SUBSAMPLE, vocab_size=VOCAB_SIZE)
-  print(f"demo 2/3: plan {PLAN!r} into {runs_dir}", flush=True)
-  exp = plan.load_plan(PLAN)
-  exp.overrides = {**exp.overrides, "RANDOM_SEED": seed}
-  summary = execute.run_plan(exp, runs_dir, corpus_dir=str(corpus_dir))
-  if not summary.ok:
-    raise UserError(f"{len(summary.failed) + len(summary.skipped)} demo phases failed or were "
-                    "skipped (logs listed above): re-run `ptjf demo` to resume them")
-  print("demo 3/3: report", flush=True)
-  page = report.write_report(runs_dir, low_task=LOW_TASK)
-  best = report.best_low_resource_losses(runs_dir, LOW_TASK)
+  recipe = dataclasses.replace(reproduce.RECIPES["demo"], corpus_dir=str(corpus_dir))
+  print(f"demo: corpus {corpus_dir}, plan {recipe.plan!r} into {runs_dir}, "
+        f"{jobs} phase(s) at a time", flush=True)
+  page = reproduce.run_seed(recipe, runs_dir, seed, jobs)
+  best = report.best_low_resource_losses(runs_dir, recipe.tasks[0])
   print(f"demo finished in {time.time() - start:.0f} s", flush=True)
   return summary_line(best, page)
 
 
 def _demo(args: argparse.Namespace) -> int:
   runs_dir = args.runs_dir or ("runs/demo" if args.seed == 0 else f"runs/demo_seed{args.seed}")
-  print(run_demo(pathlib.Path(args.corpus_dir), pathlib.Path(runs_dir), args.seed))
+  print(run_demo(pathlib.Path(args.corpus_dir), pathlib.Path(runs_dir), args.seed, args.jobs))
   return 0
 
 
@@ -75,4 +62,6 @@ def register(subparsers) -> None:
                       help="default runs/demo (seed 0), runs/demo_seed<N> otherwise")
   parser.add_argument("--seed", type=int, default=0,
                       help="RANDOM_SEED of every phase (repeat the demo to see the spread)")
+  parser.add_argument("--jobs", type=int, default=2,
+                      help="phases trained at the same time (default 2, for 2 cores)")
   parser.set_defaults(func=_demo)

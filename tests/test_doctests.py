@@ -3,13 +3,14 @@ import doctest
 
 import pytest
 
-from ptjf import demo
+from ptjf import demo, reproduce
 from ptjf.analysis import numbers, pareto, runs
 from ptjf.engine import cli as engine_cli, data, optim
 from ptjf.launch import plan
 
 
-@pytest.mark.parametrize("module", [numbers, pareto, runs, engine_cli, data, optim, plan, demo],
+@pytest.mark.parametrize("module", [numbers, pareto, runs, engine_cli, data, optim, plan, demo,
+                                    reproduce],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
   result = doctest.testmod(module)

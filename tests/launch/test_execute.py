@@ -143,6 +143,27 @@ def test_failure_skips_dependants_and_the_rest_goes_on(tmp_path, fake, capsys):
   assert summary.ok and len(summary.ran) == 3 and len(summary.reused) == 1
 
 
+def test_parallel_jobs_wait_for_their_parent_and_skip_after_a_failure(
+    tmp_path, fake, capsys):
+  exp = plan.parse_plan(PLAN)
+  runs = tmp_path / "runs"
+  fake.fail = "pretrain_s6"
+  summary = execute.run_plan(exp, runs, command_builder=fake, jobs=2)
+  assert [k for k, _ in summary.failed] == ["ro_fr/pretrain_s6/pretrain"]
+  assert sorted(k for k, _ in summary.skipped) == [
+      "ro_fr/ptjf_r0.3/finetune", "ro_fr/ptjf_r0.5/finetune"]
+  assert summary.ran == ["ro_fr/scal_r0.5/main"]
+  fake.fail = ""
+  # A fine-tune started before its pre-training finished would fail: the
+  # fake trainer needs its initial checkpoint.
+  summary = execute.run_plan(exp, runs, command_builder=fake, jobs=2)
+  assert summary.ok and sorted(summary.ran) == [
+      "ro_fr/pretrain_s6/pretrain", "ro_fr/ptjf_r0.3/finetune",
+      "ro_fr/ptjf_r0.5/finetune"]
+  with pytest.raises(UserError, match="--jobs 0"):
+    execute.run_plan(exp, runs, command_builder=fake, jobs=0)
+
+
 def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
   exp = plan.parse_plan(PLAN)
   runs = tmp_path / "runs"
