@@ -21,8 +21,10 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
+import threading
 from typing import Callable, Iterable, Sequence
 
 from ptjf.errors import UserError
@@ -313,17 +315,47 @@ def _run_logged(command: Sequence[str], log_path: pathlib.Path,
   return proc.returncode
 
 
-def _engine_echo(prefix: str) -> Callable[[str], None]:
-  """Shows the engine's latest output line in place, on a terminal only."""
-  if not sys.stdout.isatty():
-    return lambda line: None
-  width = 100
+class _Progress:
+  """Launcher lines, and on a terminal the latest trainer line of each running
+  phase in place below them ("[2/11] 450step ... | [5/11] 120step ...")."""
 
-  def show(line: str) -> None:
-    if line:
-      text = f"{prefix} | {line}"[:width]
-      print(f"\r{text:<{width}}", end="", flush=True)
-  return show
+  def __init__(self):
+    self._tty = sys.stdout.isatty()
+    self._latest: dict[str, str] = {}
+    self._drawn = False  # a status line is on screen
+    self._lock = threading.Lock()
+
+  def _draw(self) -> None:
+    width = shutil.get_terminal_size().columns - 1
+    text = " | ".join(self._latest.values())
+    print(f"\r{text[:width]:<{width}}", end="", flush=True)
+    self._drawn = True
+
+  def say(self, message: str) -> None:
+    """Prints a launcher line; the in-place status is redrawn after it."""
+    with self._lock:
+      if self._drawn:
+        print("\r" + " " * (shutil.get_terminal_size().columns - 1) + "\r",
+              end="")
+        self._drawn = False
+      print(message, flush=True)
+      if self._tty and self._latest:
+        self._draw()
+
+  def echo(self, head: str) -> Callable[[str], None]:
+    """The line callback of one phase's trainer."""
+    tag = head.split(" ")[0]
+
+    def show(line: str) -> None:
+      if self._tty and line:
+        with self._lock:
+          self._latest[head] = f"{tag} {line}"
+          self._draw()
+    return show
+
+  def ended(self, head: str) -> None:
+    with self._lock:
+      self._latest.pop(head, None)
 
 
 def run_plan(exp: plan_lib.Experiment,
@@ -399,7 +431,7 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
   the phase it starts from has finished, and is skipped if that one failed."""
   waiting, running = list(keys), {}
   failed: set[str] = set()
-  echo = jobs == 1
+  progress = _Progress()
   with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
     while waiting or running:
       for key in list(waiting):
@@ -412,43 +444,38 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
           failed.add(key)
           reason = f"needs {job.experiment.name}/{parent}, which did not finish"
           summary.skipped.append((job.key, reason))
-          print(f"{heads[key]} skipped: {reason}", flush=True)
+          progress.say(f"{heads[key]} skipped: {reason}")
           continue
         if parent in waiting or parent in running.values():
           continue
         waiting.remove(key)
-        print(f"{heads[key]} {_state(job)} ({job.phase.steps} steps)",
-              flush=True)
+        progress.say(f"{heads[key]} {_state(job)} ({job.phase.steps} steps)")
         running[pool.submit(_run_phase, job, records[job.key], builder(job),
-                            heads[key], echo)] = key
+                            progress.echo(heads[key]))] = key
       done, _ = concurrent.futures.wait(
           running, return_when=concurrent.futures.FIRST_COMPLETED)
       for future in done:
         key = running.pop(future)
         job, problem = jobs_by_key[key], future.result()
+        progress.ended(heads[key])
         if problem is None:
           summary.ran.append(job.key)
-          print(f"{heads[key]} finished", flush=True)
+          progress.say(f"{heads[key]} finished")
         else:
           failed.add(key)
           summary.failed.append((job.key, job.model_dir / LOG_FILE))
-          print(f"{heads[key]} FAILED ({problem}); log "
-                f"{job.model_dir / LOG_FILE}", flush=True)
+          progress.say(f"{heads[key]} FAILED ({problem}); log "
+                       f"{job.model_dir / LOG_FILE}")
 
 
 def _run_phase(job: Job, record: dict, command: list[str],
-               head: str, echo: bool = True) -> str | None:
+               show: Callable[[str], None]) -> str | None:
   """Writes ptjf_phase.json and trains; None if finished, else the problem.
-
-  With `echo`, the trainer's latest line is shown in place on a terminal.
-  """
+  `show` gets each line the trainer prints."""
   job.model_dir.mkdir(parents=True, exist_ok=True)
   (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
   log_path = job.model_dir / LOG_FILE
-  code = _run_logged(command, log_path,
-                     _engine_echo(head) if echo else lambda line: None)
-  if echo and sys.stdout.isatty():
-    print("\r" + " " * 100 + "\r", end="")
+  code = _run_logged(command, log_path, show)
   if code == 0 and is_finished(job.model_dir, job.phase.steps):
     return None
   why = (f"exit {code}" if code else

@@ -146,6 +146,23 @@ def build_lm_experiment(root: pathlib.Path) -> pathlib.Path:
   return root
 
 
+def build_plan_shaped(runs_dir: pathlib.Path, low_bonus: float) -> None:
+  """A plan-shaped experiment: scal_r<rate>, pretrain_s300 + ptjf_r<rate>."""
+  exp = runs_dir / "demo"
+  for rate in (0.2, 0.5):
+    rates = {HIGH: 1 - rate, LOW: rate}
+    write_phase(exp / f"scal_r{rate}" / "main",
+                _meta(f"scal_r{rate}", "scalarization", "main", rates, 400))
+  write_phase(exp / "pretrain_s300" / "pretrain",
+              _meta("pretrain_s300", "ptjf", "pretrain", {HIGH: 1.0}, 300))
+  for rate in (0.2, 0.5):
+    run = f"ptjf_r{rate}"
+    write_phase(exp / run / "finetune",
+                _meta(run, "ptjf", "finetune", {HIGH: 1 - rate, LOW: rate}, 100,
+                      "pretrain_s300/pretrain/checkpoint_300", "params_only"),
+                start_examples=(300 * 16, 0.0), low_bonus=low_bonus)
+
+
 @pytest.fixture(scope="session")
 def sweep_dir(tmp_path_factory) -> pathlib.Path:
   """A synthetic RUNS_DIR with one experiment `nmt` (see build_sweep)."""
@@ -156,3 +173,9 @@ def sweep_dir(tmp_path_factory) -> pathlib.Path:
 def lm_runs_dir(tmp_path) -> pathlib.Path:
   """A synthetic RUNS_DIR with the three-language experiment `lm`."""
   return build_lm_experiment(tmp_path / "runs")
+
+
+@pytest.fixture
+def plan_shaped_runs():
+  """build_plan_shaped: runs named as the built-in plans name them."""
+  return build_plan_shaped

@@ -164,6 +164,18 @@ def test_parallel_jobs_wait_for_their_parent_and_skip_after_a_failure(
     execute.run_plan(exp, runs, command_builder=fake, jobs=0)
 
 
+def test_terminal_shows_each_running_phase_in_place(tmp_path, fake, capsys,
+                                                    monkeypatch):
+  monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+  summary = execute.run_plan(plan.parse_plan(PLAN), tmp_path / "runs",
+                             command_builder=fake, jobs=2)
+  assert summary.ok
+  out = capsys.readouterr().out
+  assert "\r[1/4] step 6/6" in out   # the pre-training's last line, in place
+  lines = [l.split("\r")[-1].strip() for l in out.split("\n")]
+  assert "[4/4] ro_fr/scal_r0.5/main: finished" in lines
+
+
 def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
   exp = plan.parse_plan(PLAN)
   runs = tmp_path / "runs"
