@@ -135,8 +135,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           restore_mode: str = "scratch", init_checkpoint: Optional[str] = None,
           random_seed: int = 0, data_seed: Optional[int] = None, label_smoothing: float = 0.0, eval_examples: int = 64,
           eval_train_examples: int = 64, bleu_examples: int = 0, beam_size: int = 4,
-          freeze: Sequence[str] = (), keep_checkpoints: int = 3,
-          progress: Optional[Callable[[int, float], None]] = None) -> None:
+          freeze: Sequence[str] = (), also_evaluate: Sequence[str] = (),
+          keep_checkpoints: int = 3, progress: Optional[Callable[[int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
 
   restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
@@ -146,6 +146,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
     `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
   freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
+  also_evaluate: tasks evaluated like the mixture's own but not trained on (the high-resource
+    task while fine-tuning on the low-resource one alone: what it forgets); not in the mixture total.
   """
   if restore_mode not in ("scratch", "params_only", "continue"):
     raise UserError(f"restore_mode {restore_mode!r} unknown: use scratch, params_only or continue")
@@ -193,17 +195,18 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
   writer = _Writers(model_dir)
+  eval_tasks = tasks + [t for t in also_evaluate if t not in rates]
   eval_sets = {(prefix, task): _eval_batches(task, split, lengths, batch_size, limit)
                for prefix, split, limit in (("training_eval", "validation", eval_examples),
                                             ("training_eval_train", "train", eval_train_examples))
-               for task in tasks}
+               for task in eval_tasks}
   bleu_sets = {task: _bleu_examples(task, lengths, bleu_examples)
                for task in tasks if bleu_examples and task.startswith("translate")}
 
   def run_eval():
     for prefix in ("training_eval", "training_eval_train"):
       total = None
-      for task in tasks:
+      for task in eval_tasks:
         sums = None
         for batch in eval_sets[prefix, task]:
           s = eval_step(params, jax.device_put(batch, data_sharding))
@@ -211,7 +214,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
         if sums is None:
           continue
         writer(f"{prefix}/{task}").write_scalars(step, _metrics(sums))
-        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+        if task in rates:
+          total = sums if total is None else jax.tree.map(jnp.add, total, sums)
       if total is not None and len(tasks) > 1:
         writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, _metrics(total))
 

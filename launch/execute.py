@@ -147,6 +147,9 @@ def local_command(job: Job) -> list[str]:
     command.append(
         f"--gin.INITIAL_CHECKPOINT_PATH={t5x.gin_literal(job.init_checkpoint)}")
   command += [f"--gin_bindings={b}" for b in _mixture_bindings(job)]
+  untrained = [t for t in (*exp.high, *exp.low) if t not in job.phase.tasks]
+  if untrained:  # every phase is evaluated on every task of its experiment
+    command.append(f"--gin_bindings=train.also_evaluate = {t5x.gin_literal(untrained)}")
   return command
 
 

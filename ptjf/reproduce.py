@@ -155,7 +155,6 @@ def run_seed(recipe: Recipe, runs_dir: pathlib.Path, seed: int,
   return report.write_report(runs_dir, low_task=recipe.tasks[0])
 
 
-
 def reproduce(name: str, seeds: list[int], runs_root: pathlib.Path,
               jobs: int = 1) -> str:
   """Runs every seed of RECIPES[name]; writes and returns the results table."""
@@ -164,19 +163,24 @@ def reproduce(name: str, seeds: list[int], runs_root: pathlib.Path,
                     f"{', '.join(RECIPES)} (`ptjf reproduce --list`)")
   recipe = RECIPES[name]
   best: dict[int, dict[tuple[str, str], float]] = {}
+  walls: list[str] = []
   for seed in seeds:
     start = time.time()
     runs_dir = runs_root / name / f"seed{seed}"
     print(f"reproduce {name}: seed {seed} into {runs_dir}", flush=True)
     page = run_seed(recipe, runs_dir, seed, jobs)
-    print(f"reproduce {name}: seed {seed} done in {time.time() - start:.0f} s, "
-          f"report {page}", flush=True)
+    walls.append(f"seed {seed} {time.time() - start:.0f} s")
+    print(f"reproduce {name}: seed {seed} done ({walls[-1]}), report {page}",
+          flush=True)
     best[seed] = {(series, task): loss for task in recipe.tasks
                   for series, loss in best_by_series(runs_dir, task).items()}
+  from ptjf.tasks import corpus
   table = (f"# {name}\n\nClaim: {recipe.claim}.\nPlan `{recipe.plan}`, corpus "
-           f"`{recipe.corpus_dir}`; best final validation loss per series "
-           f"(lowest over its rates), per target token.\n\n"
-           f"{seeds_table(best)}\n")
+           f"`{recipe.corpus_dir}` (hash {corpus.corpus_hash(recipe.corpus_dir)}); "
+           f"wall time (this invocation, finished phases reused): "
+           f"{', '.join(walls)}, {jobs} phase(s) at a time.\nBest final "
+           f"validation loss per series (lowest over its rates), per target "
+           f"token.\n\n{seeds_table(best)}\n")
   out = runs_root / name / "results.md"
   out.write_text(table)
   return table

@@ -21,6 +21,8 @@ def test_reproduce_writes_one_table_over_seeds(tmp_path, monkeypatch, capsys,
     plan_shaped_runs(runs_dir, low_bonus=0.1 * seed)
     return runs_dir / "report" / "report.html"
   monkeypatch.setattr(reproduce, "run_seed", fake_run_seed)
+  from ptjf.tasks import corpus
+  monkeypatch.setattr(corpus, "corpus_hash", lambda corpus_dir: "c0ffee")
   assert cli.main(["reproduce", "demo", "--seeds", "0,1",
                    "--runs-dir", str(tmp_path)]) == 0
   table = (tmp_path / "demo" / "results.md").read_text()
@@ -32,6 +34,7 @@ def test_reproduce_writes_one_table_over_seeds(tmp_path, monkeypatch, capsys,
   assert seed0 - seed1 == pytest.approx(0.1, abs=1e-3)
   assert spread == pytest.approx(0.1, abs=1e-3)
   assert ("scal", HIGH) in rows and "| seed 0 | seed 1 |" in table
+  assert "(hash c0ffee)" in table and "2 phase(s) at a time" in table
 
 
 def test_unknown_experiment_and_bad_seeds_are_one_line_errors(tmp_path, capsys):

@@ -227,11 +227,14 @@ def test_local_command_follows_the_engine_contract(tmp_path):
               "--gin_bindings=rate_mixture.rates = [0.7, 0.3]",
               '--gin_bindings=rate_mixture.corpus_dir = "/data/corpus"'):
     assert arg in command
+  assert not any("also_evaluate" in a for a in command)  # trains on every task
   run, phase = exp.phases()["pretrain_s6/pretrain"]
   command = execute.local_command(execute.Job(exp, run, phase, tmp_path / "p",
                                               None, None))
   assert "--gin_bindings=local_task.name = \"translate_en_fr\"" in command
   assert "--gin.DATA_SEED=0" in command
+  # Every task of the experiment is evaluated, trained on or not.
+  assert "--gin_bindings=train.also_evaluate = ['translate_en_ro']" in command
   assert not any("INITIAL_CHECKPOINT_PATH" in a or "params_only" in a
                  for a in command)
 
