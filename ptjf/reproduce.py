@@ -48,10 +48,10 @@ RECIPES: dict[str, Recipe] = {
         "En-Ro subsampled to 1% of En-Fr: PTJF beats the scalarization front "
         "on En-Ro (paper Fig. 3)"),
     "small_zh_fr": Recipe(
-        "demo", *DEMO_CORPUS, ("translate_en_zh_CN", "translate_en_fr"),
+        "demo", *DEMO_CORPUS, ("translate_en_zh_cn", "translate_en_fr"),
         "two high-resource pairs (En-Zh 70% of En-Fr): no PTJF benefit "
         "(paper Fig. 2 left)",
-        {"name": "small_zh_fr", "low": "translate_en_zh_CN"}),
+        {"name": "small_zh_fr", "low": "translate_en_zh_cn"}),
     "small_hi_fr": Recipe(
         "demo", "data/corpus_hi", {"ro": 0.01, "hi": 0.008},
         ("translate_en_hi", "translate_en_fr"),

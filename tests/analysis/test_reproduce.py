@@ -47,9 +47,14 @@ def test_unknown_experiment_and_bad_seeds_are_one_line_errors(tmp_path, capsys):
   assert all(name in listed for name in reproduce.RECIPES)
 
 
-def test_every_recipe_loads_its_plan():
+def test_every_recipe_loads_its_plan_and_names_real_tasks():
   from ptjf.launch import plan
+  from ptjf.tasks import corpus, layout
+  langs = (*corpus.DEFAULT_LANGS, "en")
+  real = ({layout.translate_task_name(lang) for lang in langs}
+          | {layout.span_corruption_task_name(lang) for lang in langs})
   for name, recipe in reproduce.RECIPES.items():
+    assert set(recipe.tasks) <= real, name
     exp = plan.load_plan(recipe.plan, **recipe.experiment)
     tasks = {t for run in exp.runs for p in run.phases for t in p.tasks}
     assert set(recipe.tasks) <= tasks, name
