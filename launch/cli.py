@@ -30,7 +30,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                       help="print the phases and their step cost; run nothing")
   parser.add_argument("--jobs", type=int, default=1,
                       help="phases trained at the same time (default 1; 2 on "
-                      "a 2-core machine trains small models ~1.2-1.35x faster)")
+                      "a 2-core machine trains small models ~1.2x faster)")
 
 
 def _execute(args: argparse.Namespace, only_runs) -> int:

@@ -372,8 +372,8 @@ def run_plan(exp: plan_lib.Experiment,
   command_builder: Job -> argv (default: the experiment engine's trainer).
   corpus_dir: overrides the plan's corpus_dir.
   jobs: phases trained at the same time (a phase waits for the one it
-    starts from). On 2 CPU cores, 2 small-model phases together train about
-    1.2-1.35x faster than one after the other.
+    starts from). On 2 CPU cores two small-model phases side by side train
+    about 1.2x faster than one after the other (the demo: 913 s vs 1,104 s).
   """
   if jobs < 1:
     raise UserError(f"--jobs {jobs}: run at least 1 phase at a time")
