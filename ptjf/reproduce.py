@@ -103,7 +103,7 @@ def best_by_series(runs_dir: pathlib.Path, task: str) -> dict[str, float]:
   phases, rows = events.read_runs(runs_dir)
   best: dict[str, float] = {}
   for point in numbers.run_points(phases, rows):
-    loss = point.final.get(("validation", "loss", task))
+    loss = numbers.low_loss(point, task)
     if loss is not None:
       name = series_name(point.run)
       best[name] = min(loss, best.get(name, loss))
