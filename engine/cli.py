@@ -17,6 +17,18 @@ def rewrite_gin_args(argv: list[str]) -> list[str]:
   return out
 
 
+def resolve_gin_file(name: str, search_paths: list[str]) -> str:
+  """`name` joined to the first of `search_paths` holding it ('' first: as given), else as is.
+
+  gin tries a relative name as a package resource before its search paths and logs a false
+  "Path not found" error on the way; a resolved path skips that.
+  """
+  for base in ["", *search_paths]:
+    if os.path.isfile(os.path.join(base, name)):
+      return os.path.join(base, name)
+  return name
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
   """Adds `ptjf train --gin_file=F ... --gin_bindings=B ... --gin.MACRO=V ...` (as t5x/train.py)."""
   p = subparsers.add_parser("train", help="train one phase with the local engine (gin-configured)",
@@ -30,9 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
   """Parses gin (package gin dir on the search path) and runs `engine.train.train`."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  # Phases of a sweep share shapes: JAX's persistent cache skips their recompilation.
+  # Phases of a sweep share shapes: JAX's persistent cache skips their recompilation, small
+  # programs included (together they cost more than the train step's compile).
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                         os.path.join(os.path.expanduser("~"), ".cache", "ptjf", "jax"))
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
   import gin
   import tqdm
 
@@ -41,10 +55,12 @@ def _train(args: argparse.Namespace) -> int:
   from ptjf.engine import train as train_lib
   from ptjf.errors import UserError
 
-  for path in [os.path.dirname(ptjf.gin.__file__), *args.gin_search_paths]:
+  search_paths = [os.path.dirname(ptjf.gin.__file__), *args.gin_search_paths]
+  for path in search_paths:
     gin.add_config_file_search_path(path)
+  files = [resolve_gin_file(f, search_paths) for f in args.gin_file]
   try:
-    gin.parse_config_files_and_bindings(args.gin_file, args.gin_bindings, finalize_config=False)
+    gin.parse_config_files_and_bindings(files, args.gin_bindings, finalize_config=False)
   except (ValueError, KeyError, OSError) as e:
     raise UserError(f"bad gin configuration ({str(e).splitlines()[0]}): fix the --gin_file or "
                     "--gin_bindings named") from None
@@ -52,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
 
   def progress(step: int, loss: float) -> None:
     bar.n = step
-    bar.set_postfix(loss=f"{loss:.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
     bar.refresh()
 
   try:

@@ -11,6 +11,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 import seqio
+from tensorflow.python.autograph.core import ag_ctx
 
 from ptjf.tasks import mixtures
 
@@ -20,10 +21,18 @@ FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_toke
 
 def task_stream(task: str, split: str, feature_lengths: Mapping[str, int], seed: int,
                 shuffle: bool = True, repeat: bool = True) -> Iterator[dict]:
-  """Converted numpy examples of one task (infinite and shuffled for training)."""
-  ds = seqio.get_mixture_or_task(task).get_dataset(
-      dict(feature_lengths), split=split, shuffle=shuffle, seed=seed, num_epochs=None if repeat else 1)
-  ds = seqio.EncDecFeatureConverter(pack=False)(ds, dict(feature_lengths))
+  """Converted numpy examples of one task (infinite and shuffled for training).
+
+  The tf.data functions are traced without AutoGraph (the preprocessors are plain TF ops; the
+  conversion cost seconds per phase), and seqio's trimming to `feature_lengths` makes the
+  converter's length check redundant.
+  """
+  with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED):
+    ds = seqio.get_mixture_or_task(task).get_dataset(
+        dict(feature_lengths), split=split, shuffle=shuffle, seed=seed,
+        num_epochs=None if repeat else 1)
+    ds = seqio.EncDecFeatureConverter(pack=False, apply_length_check=False)(
+        ds, dict(feature_lengths))
   return ds.as_numpy_iterator()
 
 

@@ -170,7 +170,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
                     "use a multiple of the device count")
 
   dummy = jnp.zeros((1, max(lengths.values())), jnp.int32)
-  params = model.init(jax.random.key(random_seed), dummy, dummy)["params"]
+  params = jax.jit(model.init)(jax.random.key(random_seed), dummy, dummy)["params"]
   tx = optim.freeze(optimizer(lr_fn), params, freeze)
   mgr = ocp.CheckpointManager(os.path.abspath(model_dir), options=ocp.CheckpointManagerOptions(
       max_to_keep=keep_checkpoints, step_prefix="checkpoint"))

@@ -28,3 +28,11 @@ def test_bad_binding_is_one_line(capsys):
 def test_gin_macro_shorthand_as_t5x():
   assert engine_cli.rewrite_gin_args(["train", "--gin.X={'a': 1}", "--gin_file=f.gin"]) == [
       "train", "--gin_bindings=X = {'a': 1}", "--gin_file=f.gin"]
+
+
+def test_gin_file_resolved_on_the_search_path(tmp_path):
+  (tmp_path / "local").mkdir()
+  (tmp_path / "local" / "x.gin").write_text("")
+  found = engine_cli.resolve_gin_file("local/x.gin", [str(tmp_path / "none"), str(tmp_path)])
+  assert found == str(tmp_path / "local" / "x.gin")
+  assert engine_cli.resolve_gin_file("missing.gin", [str(tmp_path)]) == "missing.gin"

@@ -19,3 +19,15 @@ def test_resume_replays_exactly_and_counts_tasks(tiny_corpus):
       np.testing.assert_array_equal(got[k], want[k])
   assert sum(batches[0]["task_counts"].values()) == 4
   assert set(batches[0]["task_counts"]) == set(tasks)
+
+
+def test_streams_without_autograph_equal_seqio_with_it(tiny_corpus):
+  import seqio
+  for task in local.register_local_tasks(tiny_corpus.root):
+    ours = data.task_stream(task, "train", LENGTHS, 0, shuffle=False, repeat=False)
+    ds = seqio.get_mixture_or_task(task).get_dataset(LENGTHS, split="train", shuffle=False,
+                                                     seed=0, num_epochs=1)
+    reference = seqio.EncDecFeatureConverter(pack=False)(ds, LENGTHS).as_numpy_iterator()
+    for got, want in zip(list(ours)[:5], list(reference)[:5]):
+      for k in data.FEATURES:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=f"{task} {k}")
