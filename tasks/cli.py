@@ -7,7 +7,8 @@ import pathlib
 def _build(args) -> int:
   from ptjf.tasks import corpus
   corpus.build_corpus(
-      args.out, langs=args.langs, locale_dir=args.locale_dir,
+      args.out, langs=args.langs or list(corpus.DEFAULT_LANGS),
+      locale_dir=args.locale_dir or corpus.DEFAULT_LOCALE_DIR,
       subsample=args.subsample, vocab_size=args.vocab_size,
       validation_size=args.validation_size, test_size=args.test_size,
       seed=args.seed, force=args.force, vocab_draw=args.vocab_draw)
@@ -32,16 +33,16 @@ def _info(args) -> int:
 
 
 def register(subparsers) -> None:
-  """Adds `corpus build|verify|info` to the `ptjf` parser."""
-  from ptjf.tasks import corpus
+  """Adds `corpus build|verify|info` to the `ptjf` parser (without importing TensorFlow)."""
   parser = subparsers.add_parser("corpus", help="build the offline corpus")
   sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION",
                               required=True)
   build = sub.add_parser("build", help="gettext catalogs -> pairs, mono, vocab")
   build.add_argument("--out", help="corpus dir (default $PTJF_CORPUS_DIR or "
                      "data/corpus)")
-  build.add_argument("--langs", nargs="+", default=list(corpus.DEFAULT_LANGS))
-  build.add_argument("--locale-dir", default=str(corpus.DEFAULT_LOCALE_DIR))
+  build.add_argument("--langs", nargs="+", help="languages paired with English "
+                     "(default: the paper's, fr zh_CN ro hi gu gd sw)")
+  build.add_argument("--locale-dir", help="gettext catalogs (default /usr/share/locale)")
   build.add_argument("--subsample", help="e.g. ro=0.01,hi=0.008: fraction of "
                      "the biggest pair's train size")
   build.add_argument("--vocab-size", type=int, default=8000)
