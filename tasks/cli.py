@@ -6,9 +6,9 @@ import pathlib
 
 def _build(args) -> int:
   from ptjf.tasks import corpus
+  chosen = {k: v for k, v in (("langs", args.langs), ("locale_dir", args.locale_dir)) if v}
   corpus.build_corpus(
-      args.out, langs=args.langs or list(corpus.DEFAULT_LANGS),
-      locale_dir=args.locale_dir or corpus.DEFAULT_LOCALE_DIR,
+      args.out, **chosen,
       subsample=args.subsample, vocab_size=args.vocab_size,
       validation_size=args.validation_size, test_size=args.test_size,
       seed=args.seed, force=args.force, vocab_draw=args.vocab_draw)

@@ -15,7 +15,9 @@ def test_help_imports_no_tensorflow():
   assert out.stdout.strip() == "[]"
 
 
-def test_corpus_help_names_the_default_languages(capsys):
+def test_corpus_help_names_the_defaults(capsys):
   with pytest.raises(SystemExit):
     cli.main(["corpus", "build", "--help"])
-  assert " ".join(corpus.DEFAULT_LANGS) in " ".join(capsys.readouterr().out.split())
+  help_text = " ".join(capsys.readouterr().out.split())
+  assert " ".join(corpus.DEFAULT_LANGS) in help_text
+  assert str(corpus.DEFAULT_LOCALE_DIR) in help_text
