@@ -4,9 +4,7 @@ import argparse
 
 def _report(args: argparse.Namespace) -> int:
   """Write the report; the page's path is the last line printed."""
-  import os
   import warnings
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   from ptjf.analysis import report
   with warnings.catch_warnings():
     warnings.simplefilter("default")

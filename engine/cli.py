@@ -41,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
   """Parses gin (package gin dir on the search path) and runs `engine.train.train`."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   # Phases of a sweep share shapes: JAX's persistent cache skips their recompilation, small
   # programs included (together they cost more than the train step's compile).
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",

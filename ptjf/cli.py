@@ -4,6 +4,7 @@ Each area owns a `cli.py` with `register(subparsers)`; heavy imports
 (TensorFlow, JAX) happen inside the commands so `ptjf --help` stays fast.
 """
 import argparse
+import os
 import sys
 
 from ptjf import __version__
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+  # TensorFlow's C++ info and error logs (e.g. a failed cuInit on a machine
+  # without a GPU, printed when the report reads event files) are noise here.
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   parser = build_parser()
   argv = sys.argv[1:] if argv is None else argv
   if argv[:1] == ["train"]:

@@ -1,4 +1,6 @@
-"""The `ptjf` command's parser is light: `ptjf --help` imports neither TensorFlow nor JAX."""
+"""The `ptjf` command: its parser is light (`ptjf --help` imports neither TensorFlow nor JAX),
+and it quiets TensorFlow's C++ logs."""
+import os
 import subprocess
 import sys
 
@@ -21,3 +23,12 @@ def test_corpus_help_names_the_defaults(capsys):
   help_text = " ".join(capsys.readouterr().out.split())
   assert " ".join(corpus.DEFAULT_LANGS) in help_text
   assert str(corpus.DEFAULT_LOCALE_DIR) in help_text
+
+
+def test_main_quiets_tensorflow_logs_unless_the_user_set_them(monkeypatch, capsys):
+  monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+  assert cli.main([]) == 2  # no command: help
+  assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+  monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+  cli.main([])
+  assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
