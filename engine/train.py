@@ -151,6 +151,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   """
   if restore_mode not in ("scratch", "params_only", "continue"):
     raise UserError(f"restore_mode {restore_mode!r} unknown: use scratch, params_only or continue")
+  if random_seed < 0 or (data_seed or 0) < 0:
+    raise UserError(f"negative seed (random_seed={random_seed}, data_seed={data_seed}): "
+                    "use seeds >= 0")
   os.makedirs(model_dir, exist_ok=True)
   with open(os.path.join(model_dir, "config.gin"), "w") as f:
     f.write(gin.operative_config_str())

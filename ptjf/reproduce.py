@@ -134,10 +134,18 @@ def seeds_table(best: dict[int, dict[tuple[str, str], float]]) -> str:
   return "\n".join(lines)
 
 
+def check_seeds(seeds: list[int]) -> None:
+  """Raises UserError for a negative seed (JAX, numpy and the data order need >= 0)."""
+  negative = [s for s in seeds if s < 0]
+  if negative:
+    raise UserError(f"seed {negative[0]} is negative: use seeds >= 0 (e.g. 0,1,2)")
+
+
 def run_seed(recipe: Recipe, runs_dir: pathlib.Path, seed: int,
              jobs: int = 1) -> pathlib.Path:
   """Corpus (if not built) -> the plan at RANDOM_SEED = seed -> report; returns
   the report's path. Raises UserError if a phase failed."""
+  check_seeds([seed])
   from ptjf.analysis import report
   from ptjf.launch import execute, plan
   from ptjf.tasks import corpus
@@ -161,6 +169,7 @@ def reproduce(name: str, seeds: list[int], runs_root: pathlib.Path,
   if name not in RECIPES:
     raise UserError(f"unknown experiment {name!r}: choose from "
                     f"{', '.join(RECIPES)} (`ptjf reproduce --list`)")
+  check_seeds(seeds)
   recipe = RECIPES[name]
   best: dict[int, dict[tuple[str, str], float]] = {}
   walls: list[str] = []

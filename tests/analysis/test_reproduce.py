@@ -42,6 +42,11 @@ def test_unknown_experiment_and_bad_seeds_are_one_line_errors(tmp_path, capsys):
   assert "unknown experiment 'small_zh'" in capsys.readouterr().err
   assert cli.main(["reproduce", "demo", "--seeds", "a"]) == 2
   assert "--seeds 'a'" in capsys.readouterr().err
+  assert cli.main(["reproduce", "demo", "--seeds", "0,-1", "--runs-dir", str(tmp_path)]) == 2
+  assert "seed -1 is negative" in capsys.readouterr().err
+  assert cli.main(["demo", "--seed", "-1", "--runs-dir", str(tmp_path / "d")]) == 2
+  assert "seed -1 is negative" in capsys.readouterr().err
+  assert not any(tmp_path.iterdir())  # nothing built or trained
   assert cli.main(["reproduce", "--list"]) == 0
   listed = capsys.readouterr().out
   assert all(name in listed for name in reproduce.RECIPES)

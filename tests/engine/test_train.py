@@ -100,6 +100,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path):
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
 
 
+def test_negative_seed_is_a_one_line_error_before_any_output(tiny_corpus, tmp_path):
+  with pytest.raises(UserError, match="negative seed"):
+    _run(tiny_corpus, tmp_path / "p", random_seed=-1)
+  assert not (tmp_path / "p").exists()
+
+
 def test_freeze_leaves_embedding_untouched(tiny_corpus, tmp_path):
   _run(tiny_corpus, tmp_path / "p1", train_steps=2)
   before = _restore(tmp_path / "p1" / "checkpoint_2")["params"]
