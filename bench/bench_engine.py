@@ -17,12 +17,18 @@ Flax's threefry dropout masks (the cost of dropout), and one summary line
 
     python bench/bench_engine.py [--dtypes float32,bfloat16] [--steps 12]
 
+Like the `ptjf` command, the bench restarts itself once with glibc's
+huge-page tunable (`ptjf.engine.allocator`); T5X runs with the environment
+as the user gave it (its defaults) unless `--t5x_malloc ptjf`.
+
 The timed step is the trainer's own (`engine.train.make_train_step`) with
 the engine's Adafactor (unfactored, momentum). Other processes share the CPU, so
 absolute numbers are noisy; each variant's sgemm peak is measured right
 before it, and ratios within one run are what to compare.
 """
 import argparse
+import functools
+import os
 import pathlib
 import resource
 import sys
@@ -35,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ptjf.engine import allocator
 from ptjf.engine import data
 from ptjf.engine import model as model_lib
 from ptjf.engine import optim
@@ -142,11 +149,13 @@ def time_steps(cfg: model_lib.TransformerConfig, data: Iterator[dict],
               peak_rss_gb=peak_rss_kb / 2**20)
 
 
-def t5x_steps_per_s(dtype: str) -> Optional[float]:
+def t5x_steps_per_s(dtype: str, malloc: str = "user") -> Optional[float]:
   """Real T5X steps/s of the same model, batch and dtype; None without T5X.
 
-  The T5X half is `bench/bench_t5x.py`'s `steps_per_s(dtype, spec)`
+  The T5X half is `bench/bench_t5x.py`'s `steps_per_s(dtype, spec, env)`
   (t5x.train with t5x.examples.t5.network), written alongside T5X's setup.
+  malloc: "user" runs T5X in the user's environment, "ptjf" with the
+  engine's glibc tunable too.
   """
   try:
     import t5x  # pylint: disable=unused-import
@@ -155,7 +164,19 @@ def t5x_steps_per_s(dtype: str) -> Optional[float]:
   except ImportError as e:
     print(f"t5x half unavailable: {e}")
     return None
-  return bench_t5x.steps_per_s(dtype, SPEC)
+  env = os.environ if malloc == "ptjf" else allocator.untuned_env(os.environ)
+  return bench_t5x.steps_per_s(dtype, SPEC, env)
+
+
+def host_memory() -> str:
+  """The allocator setting in effect and the kernel's transparent huge pages mode."""
+  try:
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+      thp = f.read().strip()
+  except OSError:
+    thp = "unknown"
+  return (f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '')!r} "
+          f"transparent_hugepage: {thp}")
 
 
 def run(dtype: str, data: Iterator[dict], steps: int,
@@ -199,21 +220,28 @@ def run(dtype: str, data: Iterator[dict], steps: int,
 
 
 def main() -> None:
+  allocator.reexec_tuned()
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dtypes", default="float32,bfloat16")
   parser.add_argument("--steps", type=int, default=12)
   parser.add_argument("--variants", default="hash,no_dropout,threefry",
                       help="hash (the engine's step) first, then any of "
                       "no_dropout, threefry")
+  parser.add_argument("--t5x_malloc", choices=("user", "ptjf"), default="user",
+                      help="T5X's environment: the user's (T5X's defaults) or "
+                      "with the engine's glibc tunable")
   args = parser.parse_args()
   variants = args.variants.split(",")
   if variants[0] != "hash":
     parser.error("--variants must start with hash (the engine's real step)")
   print(f"jax {jax.__version__} on {jax.devices()}; spec {SPEC}")
+  print(f"host memory: {host_memory()}; T5X with the {args.t5x_malloc}'s "
+        "environment")
   with tempfile.TemporaryDirectory() as tmp:
     data = batches(_corpus_dir(pathlib.Path(tmp)))
     for dtype in args.dtypes.split(","):
-      run(dtype, data, args.steps, variants, t5x_steps_per_s)
+      run(dtype, data, args.steps, variants,
+          functools.partial(t5x_steps_per_s, malloc=args.t5x_malloc))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+from typing import Mapping
 
 _HERE = pathlib.Path(__file__).resolve().parent
 
@@ -115,12 +116,13 @@ def gin_config(dtype: str, spec: dict, corpus_dir: pathlib.Path,
                      dtype=dtype, **fields)
 
 
-def run_t5x(gin_file: pathlib.Path, log_file: pathlib.Path) -> None:
-  """Runs `python -P -m t5x.train` on `gin_file`; raises on failure."""
+def run_t5x(gin_file: pathlib.Path, log_file: pathlib.Path,
+            env: Mapping[str, str]) -> None:
+  """Runs `python -P -m t5x.train` on `gin_file` in `env`; raises on failure."""
   command = [sys.executable, "-P", "-m", "t5x.train",
              f"--gin_search_paths={t5x_root()}", f"--gin_file={gin_file}",
              "--alsologtostderr"]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env = {**env, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
   with open(log_file, "w") as log:
     result = subprocess.run(command, env=env, stdout=log,
                             stderr=subprocess.STDOUT, check=False)
@@ -149,9 +151,10 @@ def steady_steps_per_s(rates: dict[int, float], period: int) -> float:
   return len(timed) * period / sum(period / r for r in timed)
 
 
-def steps_per_s(dtype: str, spec: dict, steps: int = 32,
-                period: int = 8) -> float:
-  """Steady-state T5X training steps/s of the bench model in `dtype`."""
+def steps_per_s(dtype: str, spec: dict, env: Mapping[str, str],
+                steps: int = 32, period: int = 8) -> float:
+  """Steady-state T5X training steps/s of the bench model in `dtype`, with
+  t5x.train run in `env`."""
   sys.path.insert(0, str(_HERE))
   import bench_engine  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +164,7 @@ def steps_per_s(dtype: str, spec: dict, steps: int = 32,
     gin_file = tmp_dir / "bench_t5x.gin"
     gin_file.write_text(gin_config(dtype, spec, corpus_dir, model_dir, steps,
                                    period))
-    run_t5x(gin_file, tmp_dir / "t5x.log")
+    run_t5x(gin_file, tmp_dir / "t5x.log", env)
     event_dir = model_dir / "train"
     rates = summaries(event_dir, "timing/steps_per_second")
     compile_s = summaries(event_dir, "timing/compilation_seconds")
@@ -176,4 +179,4 @@ if __name__ == "__main__":
   sys.path.insert(0, str(_HERE))
   from bench_engine import SPEC  # pylint: disable=g-import-not-at-top
   for arg_dtype in (sys.argv[1:] or ["float32"]):
-    steps_per_s(arg_dtype, SPEC)
+    steps_per_s(arg_dtype, SPEC, os.environ)

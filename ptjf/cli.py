@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+  """The command line; `argv` None means this process's own (then the
+  process may restart itself once with ptjf.engine.allocator's setting)."""
+  if argv is None:
+    from ptjf.engine import allocator
+    allocator.reexec_tuned()
   # TensorFlow's C++ info and error logs (e.g. a failed cuInit on a machine
   # without a GPU, printed when the report reads event files) are noise here.
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -5,12 +5,12 @@ import pytest
 
 from ptjf import demo, reproduce
 from ptjf.analysis import numbers, pareto, runs
-from ptjf.engine import cli as engine_cli, data, optim
+from ptjf.engine import allocator, cli as engine_cli, data, optim
 from ptjf.launch import plan
 
 
-@pytest.mark.parametrize("module", [numbers, pareto, runs, engine_cli, data, optim, plan, demo,
-                                    reproduce],
+@pytest.mark.parametrize("module", [numbers, pareto, runs, allocator, engine_cli, data, optim, plan,
+                                    demo, reproduce],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
   result = doctest.testmod(module)
