@@ -1,4 +1,5 @@
 """Tests for ptjf.engine.model: shapes, masks, dropout, size, precision."""
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,3 +111,18 @@ def test_bench_and_nmt6_presets():
   cfg = model_lib.preset("nmt6", 64000)
   assert cfg.num_encoder_layers == cfg.num_decoder_layers == 6
   assert cfg.emb_dim == 512
+
+
+
+@pytest.mark.parametrize("features,axis", [(8, -1), ((3, 2, 4), -1), (6, (-2, -1))])
+def test_dense_is_flax_dense_general_with_the_bias_added_in_float32(features, axis):
+  x = jax.random.normal(jax.random.key(1), (2, 5, 3, 4))
+  flax_dense = nn.DenseGeneral(features, axis=axis, kernel_init=nn.initializers.xavier_uniform())
+  params = model_lib.Dense(features, axis=axis).init(jax.random.key(0), x)
+  assert jax.tree.all(jax.tree.map(jnp.array_equal, params, flax_dense.init(jax.random.key(0), x)))
+  params["params"]["bias"] = jnp.full_like(params["params"]["bias"], 0.5)
+  np.testing.assert_array_equal(model_lib.Dense(features, axis=axis).apply(params, x),
+                                flax_dense.apply(params, x))
+  bf16 = model_lib.Dense(features, axis=axis, dtype=jnp.bfloat16).apply(params, x)
+  assert bf16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(bf16.astype(jnp.float32), flax_dense.apply(params, x), atol=0.1)
