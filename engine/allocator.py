@@ -56,8 +56,9 @@ def untuned_env(env: Mapping[str, str]) -> dict[str, str]:
 def reexec_tuned() -> None:
   """Restarts this program with `tuned_env` if that changes it (Linux only).
 
-  Call it first thing in a program's entry point, before heavy imports; it
-  replaces the process, so never call it from a library or a test.
+  Call it early in a program's entry point (the new process repeats all that
+  ran before it); it replaces the process, so never call it from a library
+  or a test.
   """
   if not sys.platform.startswith("linux"):
     return

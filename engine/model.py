@@ -160,9 +160,9 @@ class Dense(nn.Module):
   added in float32.
 
   With bfloat16 activations the bias gradient is then summed in float32:
-  XLA:CPU sums it in bfloat16 through slow reduce-window ops otherwise, and
-  the bfloat16 step was ~12% slower (docs/bench.md). In float32 it computes
-  exactly what `nn.DenseGeneral` does.
+  XLA:CPU sums it in bfloat16 through slow reduce-window ops otherwise (the
+  bfloat16 bench step is ~7% faster this way, docs/bench.md). In float32 it
+  computes exactly what `nn.DenseGeneral` does.
   """
   features: int | tuple[int, ...]
   axis: int | tuple[int, ...] = -1
