@@ -3,10 +3,10 @@
 XLA:CPU allocates a step's large temporary buffers with `malloc` and frees
 them after the step; glibc serves each from a fresh `mmap`, so every step
 faults in and zeroes its temporaries again in 4 KiB pages. For the bench
-model that is ~340,000 page faults and ~0.9 s of kernel time per 2.8 s step
-(docs/bench.md). glibc's tunable `glibc.malloc.hugetlb=1` (glibc >= 2.35)
+model that is ~340,000 page faults and 0.8-1.0 s of kernel time per
+2.6-2.9 s step (docs/bench.md). glibc's tunable `glibc.malloc.hugetlb=1` (glibc >= 2.35)
 asks the kernel for transparent huge pages on those mappings (THP mode
-`madvise` or `always`): 2 MiB pages, ~300x fewer faults. Elsewhere it is
+`madvise` or `always`): 2 MiB pages, ~260x fewer faults. Elsewhere it is
 ignored and changes nothing.
 
 Tunables are read when a process starts, so `reexec_tuned()` restarts the

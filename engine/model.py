@@ -187,10 +187,6 @@ class Dense(nn.Module):
     return (y.astype(jnp.float32) + bias).astype(self.dtype)
 
 
-def _dense(features, dtype, name, axis=-1):
-  return Dense(features, axis=axis, dtype=dtype, name=name)
-
-
 class Attention(nn.Module):
   """Multi-head attention; self-attention with a KV cache when `decode`.
 
@@ -207,10 +203,10 @@ class Attention(nn.Module):
     dtype = jnp.dtype(cfg.dtype)
     heads = (cfg.num_heads, cfg.head_dim)
     if self.self_attention:
-      q, k, v = jnp.moveaxis(_dense((3,) + heads, dtype, "qkv")(x), -3, 0)
+      q, k, v = jnp.moveaxis(Dense((3,) + heads, dtype=dtype, name="qkv")(x), -3, 0)
     else:
-      q = _dense(heads, dtype, "query")(x)
-      k, v = jnp.moveaxis(_dense((2,) + heads, dtype, "kv")(kv), -3, 0)
+      q = Dense(heads, dtype=dtype, name="query")(x)
+      k, v = jnp.moveaxis(Dense((2,) + heads, dtype=dtype, name="kv")(kv), -3, 0)
     if decode:
       k, v, mask = self._update_cache(k, v, mask)
     q = q * jnp.asarray(cfg.head_dim ** -0.5, dtype)
@@ -219,7 +215,7 @@ class Attention(nn.Module):
     probs = jax.nn.softmax(logits).astype(dtype)
     probs = _dropout(cfg)(probs, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-    return _dense(cfg.emb_dim, dtype, "out", axis=(-2, -1))(out)
+    return Dense(cfg.emb_dim, axis=(-2, -1), dtype=dtype, name="out")(out)
 
   def _update_cache(self, k, v, mask):
     """Stores this step's k, v; returns the cached ones and the causal mask.
@@ -255,9 +251,9 @@ class Mlp(nn.Module):
   def __call__(self, x, *, deterministic: bool):
     cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
-    h = nn.relu(_dense(cfg.mlp_dim, dtype, "wi")(x))
+    h = nn.relu(Dense(cfg.mlp_dim, dtype=dtype, name="wi")(x))
     h = _dropout(cfg)(h, deterministic=deterministic)
-    return _dense(cfg.emb_dim, dtype, "wo")(h)
+    return Dense(cfg.emb_dim, dtype=dtype, name="wo")(h)
 
 
 class EncoderLayer(nn.Module):

@@ -113,7 +113,6 @@ def test_bench_and_nmt6_presets():
   assert cfg.emb_dim == 512
 
 
-
 @pytest.mark.parametrize("features,axis", [(8, -1), ((3, 2, 4), -1), (6, (-2, -1))])
 def test_dense_is_flax_dense_general_with_the_bias_added_in_float32(features, axis):
   x = jax.random.normal(jax.random.key(1), (2, 5, 3, 4))
