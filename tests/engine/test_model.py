@@ -125,3 +125,14 @@ def test_dense_is_flax_dense_general_with_the_bias_added_in_float32(features, ax
   bf16 = model_lib.Dense(features, axis=axis, dtype=jnp.bfloat16).apply(params, x)
   assert bf16.dtype == jnp.bfloat16
   np.testing.assert_allclose(bf16.astype(jnp.float32), flax_dense.apply(params, x), atol=0.1)
+
+
+def test_unstacked_dense_has_the_same_parameters_and_gives_the_slices():
+  x = jax.random.normal(jax.random.key(1), (2, 5, 6))
+  stacked, unstacked = model_lib.Dense((3, 2, 4)), model_lib.Dense((3, 2, 4), unstack=True)
+  params = stacked.init(jax.random.key(0), x)
+  assert jax.tree.all(jax.tree.map(jnp.array_equal, params, unstacked.init(jax.random.key(0), x)))
+  params["params"]["bias"] = jax.random.normal(jax.random.key(2), (3, 2, 4))
+  parts = unstacked.apply(params, x)
+  assert len(parts) == 3 and parts[0].shape == (2, 5, 2, 4)
+  np.testing.assert_allclose(jnp.stack(parts, -3), stacked.apply(params, x), rtol=1e-6, atol=1e-6)
