@@ -10,10 +10,10 @@ model GFLOP/s and its fraction of a float32 matmul peak measured in the same
 run, compile time and peak RSS; then the same step without dropout and with
 Flax's threefry dropout masks (the cost of dropout), and one summary line
 
-  bench: dtype=float32 engine_steps_per_s=0.4209 sgemm_fraction=0.578 \
-      t5x_steps_per_s=0.2652 ratio_vs_t5x=1.587
+  bench: dtype=float32 engine_steps_per_s=0.4560 sgemm_fraction=0.655 \
+      t5x_steps_per_s=0.2640 ratio_vs_t5x=1.727
 
-(the idle run of docs/bench.md)
+(the 22:14 idle run of docs/bench.md)
 
     python bench/bench_engine.py [--dtypes float32,bfloat16] [--steps 12]
 

@@ -205,8 +205,9 @@ class Dense(nn.Module):
 class Attention(nn.Module):
   """Multi-head attention; self-attention with a KV cache when `decode`.
 
-  Self-attention projects q, k, v with one fused kernel [d, 3, H, D];
-  cross-attention projects q from `x` and k, v (fused) from `kv`.
+  Self-attention projects q, k, v with one fused kernel [d, 3, H, D] (one
+  dot per slice, `Dense(unstack=True)`); cross-attention projects q from `x`
+  and k, v (fused the same way) from `kv`.
   `mask` is boolean, broadcastable to [B, H, Tq, Tk] (True = attend).
   """
   config: TransformerConfig
