@@ -213,7 +213,8 @@ def measure(engine: EngineStep, cfg: model_lib.TransformerConfig,
 
 def combine(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
   """Two equally long timings of one step as one: total steps / total time,
-  GFLOP/s against the mean of their two sgemm peaks.
+  GFLOP/s against the mean of their two sgemm peaks; the other fields (loss,
+  data share, memory) are the second timing's.
 
   >>> both = combine(dict(steps_per_s=0.5, gflops=10.0, sgemm_gflops=100.0),
   ...                dict(steps_per_s=0.25, gflops=5.0, sgemm_gflops=140.0))
