@@ -1,4 +1,5 @@
-"""Pins the learning-rate schedules of the local engine at a few steps."""
+"""Pins the learning-rate schedules of the local engine at a few steps, and its Adafactor."""
+import jax
 import numpy as np
 import optax
 
@@ -26,3 +27,22 @@ def test_optimizers_update_params():
   for tx in (optim.adam(optax.constant_schedule(0.1)), optim.adafactor(optax.constant_schedule(0.1))):
     updates, _ = tx.update(grads, tx.init(params), params)
     assert np.all(np.asarray(updates["w"]) < 0)
+
+
+def test_adafactor_matches_optax():
+  """Same state tree as optax's unfactored Adafactor (checkpoints load either way), same steps."""
+  rng = np.random.default_rng(0)
+  params = {"w": rng.normal(size=(16, 8)).astype(np.float32), "b": np.zeros(8, np.float32)}
+  ours = optim.adafactor(optax.constant_schedule(0.01))
+  ref = optax.adafactor(optax.constant_schedule(0.01), factored=False, momentum=0.9,
+                        clipping_threshold=1.0, multiply_by_parameter_scale=False)
+  state, ref_state = ours.init(params), ref.init(params)
+  assert jax.tree.structure(state) == jax.tree.structure(ref_state)
+  p, ref_p = params, params
+  for step in range(10):
+    grads = jax.tree.map(lambda x: (step + 1) * rng.normal(size=x.shape).astype(np.float32), params)
+    updates, state = ours.update(grads, state, p)
+    ref_updates, ref_state = ref.update(grads, ref_state, ref_p)
+    p, ref_p = optax.apply_updates(p, updates), optax.apply_updates(ref_p, ref_updates)
+  for got, want in zip(jax.tree.leaves((p, state)), jax.tree.leaves((ref_p, ref_state))):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
