@@ -13,10 +13,10 @@ importable, T5X's step and the engine's step once more, so that the two
 engine timings bracket T5X's on a machine whose speed drifts; and one
 summary line (the engine figures from both timings)
 
-  bench: dtype=float32 engine_steps_per_s=0.4308 sgemm_fraction=0.612 \
-      t5x_steps_per_s=0.2528 ratio_vs_t5x=1.704
+  bench: dtype=float32 engine_steps_per_s=0.4142 sgemm_fraction=0.573 \
+      t5x_steps_per_s=0.2474 ratio_vs_t5x=1.674
 
-(the full idle run of 2026-11-27 00:18 UTC in docs/bench.md)
+(the full idle run of 2026-11-27 02:35 UTC in docs/bench.md)
 
     python bench/bench_engine.py [--dtypes float32,bfloat16] [--steps 12]
 
