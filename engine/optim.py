@@ -68,7 +68,7 @@ def scale_by_unfactored_rms(decay_rate: float = 0.8,
   """optax's `scale_by_factored_rms(factored=False)`, with `rsqrt` where optax has `** -0.5`.
 
   Same state (`FactoredState`, so checkpoints are interchangeable) and the same update to within
-  an ulp: v = d * v + (1 - d) * (g^2 + epsilon) with d = 1 - (count + 1)^-decay_rate, update
+  a few ulps: v = d * v + (1 - d) * (g^2 + epsilon) with d = 1 - (count + 1)^-decay_rate, update
   g / sqrt(v). XLA:CPU keeps `** -0.5` as a per-element power (an exp and a log), ~2% of a bench
   step; `rsqrt` is one instruction.
   """
@@ -96,7 +96,7 @@ def adafactor(schedule: optax.Schedule, momentum: float = 0.9,
   return optax.chain(scale_by_unfactored_rms(),
                      optax.clip_by_block_rms(clipping_threshold),
                      optax.scale_by_learning_rate(schedule, flip_sign=False),
-                     optax.ema(momentum, debias=False),
+                     optax.ema(momentum, debias=False, accumulator_dtype=jnp.float32),
                      optax.scale(-1))
 
 
