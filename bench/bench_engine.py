@@ -125,7 +125,8 @@ def batches(corpus_dir: pathlib.Path) -> Iterator[dict[str, np.ndarray]]:
 
 @dataclasses.dataclass
 class EngineStep:
-  """The compiled bench step and the training state it carries on."""
+  """The compiled bench step, its model config and the training state it carries on."""
+  cfg: model_lib.TransformerConfig
   compiled: Callable[..., Any]
   params: Any
   opt_state: Any
@@ -144,7 +145,7 @@ def compile_step(cfg: model_lib.TransformerConfig,
   step = train_lib.make_train_step(model, optimizer, SPEC["label_smoothing"], 0)
   start = time.perf_counter()
   compiled = step.lower(params, opt_state, first, np.int32(0)).compile()
-  return EngineStep(compiled, params, opt_state, time.perf_counter() - start)
+  return EngineStep(cfg, compiled, params, opt_state, time.perf_counter() - start)
 
 
 def time_steps(engine: EngineStep, data: Iterator[dict], steps: int,
@@ -199,12 +200,11 @@ def host_memory() -> str:
           f"transparent_hugepage: {thp}")
 
 
-def measure(engine: EngineStep, cfg: model_lib.TransformerConfig,
-            data: Iterator[dict], steps: int) -> dict[str, Any]:
+def measure(engine: EngineStep, data: Iterator[dict], steps: int) -> dict[str, Any]:
   """Measures the sgemm peak, then times `steps` steps of `engine` right after."""
   peak = sgemm_gflops()
   r = time_steps(engine, data, steps)
-  flops = train_matmul_flops(cfg, SPEC["batch_size"], SPEC["inputs_length"],
+  flops = train_matmul_flops(engine.cfg, SPEC["batch_size"], SPEC["inputs_length"],
                              SPEC["targets_length"])
   r.update(sgemm_gflops=peak, gflops=flops * r["steps_per_s"] / 1e9)
   r["sgemm_fraction"] = r["gflops"] / peak
@@ -255,10 +255,10 @@ def run(dtype: str, data: Iterator[dict], steps: int,
       overrides["dropout_mask"] = "threefry"
     cfg = model_lib.preset(SPEC["preset"], SPEC["vocab_size"], **overrides)
     engine = compile_step(cfg, next(data))
-    results[variant] = measure(engine, cfg, data, steps)
+    results[variant] = measure(engine, data, steps)
     print_result(dtype, variant, results[variant])
     if variant == "hash":
-      main_cfg, main_engine = cfg, engine
+      main_engine = engine
   main = results["hash"]
   if "no_dropout" in results:
     base = results["no_dropout"]["steps_per_s"]
@@ -269,7 +269,7 @@ def run(dtype: str, data: Iterator[dict], steps: int,
   t5x = t5x_fn(dtype)
   ratio = "na"
   if t5x is not None:
-    after = measure(main_engine, main_cfg, data, steps)
+    after = measure(main_engine, data, steps)
     print_result(dtype, "hash again", after)
     main = combine(main, after)
     print_result(dtype, "hash both", main)

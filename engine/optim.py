@@ -70,16 +70,17 @@ def scale_by_unfactored_rms(decay_rate: float = 0.8,
   Same state (`FactoredState`, so checkpoints are interchangeable) and the same update to within
   a few ulps: v = d * v + (1 - d) * (g^2 + epsilon) with d = 1 - (count + 1)^-decay_rate, update
   g / sqrt(v). XLA:CPU keeps `** -0.5` as a per-element power (an exp and a log), ~2% of a bench
-  step; `rsqrt` is one instruction.
+  step's op time; `rsqrt` is one instruction.
   """
   unfactored = optax.scale_by_factored_rms(factored=False, decay_rate=decay_rate, epsilon=epsilon)
 
   def update_fn(grads, state, params=None):
     del params
     decay = 1.0 - jnp.asarray(state.count + 1, jnp.float32) ** -decay_rate
-    v = jax.tree.map(lambda g, v: (decay * v + (1.0 - decay) * (g * g + epsilon)).astype(v.dtype),
-                     grads, state.v)
-    updates = jax.tree.map(lambda g, v: g * jax.lax.rsqrt(v), grads, v)
+    v = jax.tree.map(
+        lambda g, old: (decay * old + (1.0 - decay) * (g * g + epsilon)).astype(old.dtype),
+        grads, state.v)
+    updates = jax.tree.map(lambda g, new: g * jax.lax.rsqrt(new), grads, v)
     return updates, state._replace(count=optax.safe_increment(state.count), v=v)
 
   return optax.GradientTransformation(unfactored.init, update_fn)
