@@ -29,6 +29,20 @@ def resolve_gin_file(name: str, search_paths: list[str]) -> str:
   return name
 
 
+def jax_cache_defaults() -> dict[str, str]:
+  """JAX's persistent compilation cache for `ptjf train`, as environment variables.
+
+  Phases of a sweep share shapes: the cache skips their recompilation, small programs
+  included (together they cost more than the train step's compile). JAX evicts the least
+  recently used programs once the directory passes 1 GiB (with `filelock` installed).
+  """
+  return {
+      "JAX_COMPILATION_CACHE_DIR": os.path.join(os.path.expanduser("~"), ".cache", "ptjf", "jax"),
+      "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+      "JAX_COMPILATION_CACHE_MAX_SIZE": str(2**30),
+  }
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
   """Adds `ptjf train --gin_file=F ... --gin_bindings=B ... --gin.MACRO=V ...` (as t5x/train.py)."""
   p = subparsers.add_parser("train", help="train one phase with the local engine (gin-configured)",
@@ -41,11 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
   """Parses gin (package gin dir on the search path) and runs `engine.train.train`."""
-  # Phases of a sweep share shapes: JAX's persistent cache skips their recompilation, small
-  # programs included (together they cost more than the train step's compile).
-  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                        os.path.join(os.path.expanduser("~"), ".cache", "ptjf", "jax"))
-  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  for name, value in jax_cache_defaults().items():
+    os.environ.setdefault(name, value)
   import gin
   import tqdm
 

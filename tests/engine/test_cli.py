@@ -1,4 +1,8 @@
 """`ptjf train` from the packaged local gin files; bad bindings are one-line errors."""
+import os
+import subprocess
+import sys
+
 import pytest
 
 from ptjf import cli
@@ -36,3 +40,12 @@ def test_gin_file_resolved_on_the_search_path(tmp_path):
   found = engine_cli.resolve_gin_file("local/x.gin", [str(tmp_path / "none"), str(tmp_path)])
   assert found == str(tmp_path / "local" / "x.gin")
   assert engine_cli.resolve_gin_file("missing.gin", [str(tmp_path)]) == "missing.gin"
+
+
+def test_jax_cache_is_bounded(tmp_path):
+  """JAX caches `ptjf train`'s programs and can evict them (an `-atime` file per entry)."""
+  env = {**os.environ, **engine_cli.jax_cache_defaults(), "JAX_COMPILATION_CACHE_DIR": str(tmp_path)}
+  subprocess.run([sys.executable, "-c", "import jax; jax.jit(lambda x: x + 1)(1.0)"],
+                 env=env, check=True, capture_output=True)
+  names = [p.name for p in tmp_path.iterdir()]
+  assert any(n.endswith("-atime") for n in names), names
