@@ -58,6 +58,7 @@ def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
   """One scatter + per-method staircase panel; returns the scatter mappable."""
   labels = sorted({p.label for p in points})
   mappable = None
+  fronts = []
   for label in labels:
     pts = [(key(p, high), key(p, low), p.rates.get(low, 0.0)) for p in points
            if p.label == label]
@@ -72,10 +73,8 @@ def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
                           vmax=top, marker=st["marker"], s=size,
                           edgecolors=st["edgecolor"], linewidths=1.2,
                           label=label, zorder=3)
-    sign = -1 if maximise else 1
-    xs, ys = pareto.staircase([(sign * x, sign * y) for x, y, _ in pts])
-    ax.plot([sign * x for x in xs], [sign * y for y in ys],
-            color=st["front_color"], lw=1.2, alpha=0.8, zorder=2)
+    fronts.append(([(x, y) for x, y, _ in pts], st["front_color"]))
+  _draw_fronts(ax, fronts, maximise)
   if best_line is not None:
     ax.axhline(best_line, color="gray", ls="--", lw=1,
                label="best scalarization low-resource")
@@ -85,6 +84,20 @@ def _front_panel(ax, points, key, low, high, xlabel, ylabel, title,
   ax.legend(handles=_legend_handles(ax, labels, best_line is not None),
             fontsize=7, loc="best")
   return mappable
+
+
+def _draw_fronts(ax, fronts, maximise: bool = False) -> None:
+  """Each (points, colour) front as a staircase out to the edges of `ax`'s
+  current view (which it keeps), so a front of one point shows as a corner."""
+  sign = -1 if maximise else 1
+  xlim, ylim = ax.get_xlim(), ax.get_ylim()
+  right, top = max(sign * v for v in xlim), max(sign * v for v in ylim)
+  for pts, color in fronts:
+    xs, ys = pareto.staircase([(sign * x, sign * y) for x, y in pts], right, top)
+    ax.plot([sign * x for x in xs], [sign * y for y in ys], color=color,
+            lw=1.2, alpha=0.8, zorder=2)
+  ax.set_xlim(xlim)
+  ax.set_ylim(ylim)
 
 
 def _legend_handles(ax, labels, with_best_line):
@@ -234,6 +247,7 @@ def pretrain_ablation_figure(points, low: str, high: str):
   groups += [(f"PTJF, pre-train {n}", cmap(i / max(1, len(lengths))), "*",
               [p for p in ptjf if p.parent_steps == n])
              for i, n in enumerate(lengths)]
+  fronts = []
   for name, color, marker, group in groups:
     pts = [(key(p, high), key(p, low)) for p in group]
     pts = [t for t in pts if None not in t]
@@ -241,7 +255,8 @@ def pretrain_ablation_figure(points, low: str, high: str):
       continue
     front_ax.scatter(*zip(*pts), color=color, marker=marker,
                      s=120 if marker == "*" else 40, label=name, zorder=3)
-    front_ax.plot(*pareto.staircase(pts), color=color, lw=1.2, zorder=2)
+    fronts.append((pts, color))
+  _draw_fronts(front_ax, fronts)
   front_ax.set_xlabel(f"{high} validation loss")
   front_ax.set_ylabel(f"{low} validation loss")
   front_ax.set_title("fronts by pre-training length")

@@ -40,15 +40,20 @@ def non_dominated(points: Sequence[Point]) -> list[Point]:
   return [p for p, keep in zip(points, non_dominated_mask(points)) if keep]
 
 
-def staircase(points: Sequence[Point]) -> tuple[list[float], list[float]]:
+def staircase(points: Sequence[Point], right: float | None = None,
+              top: float | None = None) -> tuple[list[float], list[float]]:
   """x, y of the 2-D front drawn as a staircase (for `plt.plot`).
 
   The front is sorted by x; between two front points the line goes right at
   the first point's y, then down, so the region above-right is what the front
-  dominates.
+  dominates. With `top` and `right` (the plot's edges) the line comes down
+  from `top` to the first point and runs on from the last one to `right`,
+  so that a one-point front is drawn too.
 
   >>> staircase([(3, 1), (1, 3), (2, 2), (3, 3)])
   ([1, 2, 2, 3, 3], [3, 3, 2, 2, 1])
+  >>> staircase([(2, 2)], right=5, top=4)
+  ([2, 2, 5], [4, 2, 2])
   """
   front = sorted({(p[0], p[1]) for p in non_dominated(points)})
   xs, ys = [], []
@@ -58,6 +63,10 @@ def staircase(points: Sequence[Point]) -> tuple[list[float], list[float]]:
       ys.append(front[i - 1][1])
     xs.append(x)
     ys.append(y)
+  if top is not None and xs:
+    xs, ys = [xs[0], *xs], [top, *ys]
+  if right is not None and xs:
+    xs, ys = [*xs, right], [*ys, ys[-1]]
   return xs, ys
 
 
