@@ -115,17 +115,7 @@ def _numbers_html(numbers: dict) -> str:
       f"<td>{fmt(numbers['compute_steps'].get(m))}</td></tr>"
       for m in sorted(set(numbers["best_low_loss"])
                       | set(numbers["compute_steps"])))
-  bullets = []
-  if "ptjf_gain_abs" in numbers:
-    bullets.append(html.escape(numbers_lib.gain_sentence(numbers)))
-    bullets.append(
-        f"low-resource examples to reach the best scalarization loss: PTJF "
-        f"{fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
-        f"{fmt(numbers['scalarization_examples'])}")
-  if "ptjf_non_dominated" in numbers:
-    bullets.append(f"PTJF runs not dominated by the scalarization points: "
-                   f"{numbers['ptjf_non_dominated']} of "
-                   f"{numbers['ptjf_points']}")
+  bullets = [html.escape(line) for line in numbers_lib.summary_lines(numbers)]
   return (f"<p class=num>Low-resource task: <code>"
           f"{html.escape(numbers['low_task'])}</code></p><table><tr>"
           "<th>method</th><th>best low-resource val loss</th><th>run</th>"

@@ -38,7 +38,8 @@ def test_sweep_numbers(sweep_dir):
   assert n["compute_steps"]["scalarization 400"] == 4 * 400
   assert n["compute_steps"]["restart"] == 400
   assert n["ptjf_points"] == 4 and 1 <= n["ptjf_non_dominated"] <= 4
-  assert 0 < n["ptjf_examples_to_reach"] < n["scalarization_examples"]
+  assert n["reach_target"] == scal_best  # the higher of the two bests
+  assert 0 < n["ptjf_examples_to_reach"] < n["scalarization_examples_to_reach"]
 
 
 def test_low_task_override_and_bad_name(sweep_dir):
