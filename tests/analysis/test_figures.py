@@ -7,8 +7,9 @@ HIGH, LOW = "translate_en_fr", "translate_en_ro"
 
 def _point(run: str, method: str, high: float, low: float) -> numbers.RunPoint:
   final = {("validation", "loss", HIGH): high, ("validation", "loss", LOW): low}
-  return numbers.RunPoint("x", run, method, method, "main", {LOW: 0.2}, 0, 100,
-                          final, [], [])
+  return numbers.RunPoint(experiment="x", run=run, method=method, label=method,
+                          last_phase="main", rates={LOW: 0.2}, parent_steps=0,
+                          total_steps=100, final=final, rows=[], all_rows=[])
 
 
 def test_one_point_front_is_drawn_to_the_edges():
