@@ -5,7 +5,6 @@ docs/design.md section 3. Data parallel: batches are sharded on a 'data' mesh ax
 devices, params replicated (one code path for 1 or N devices). The host never waits for a step
 except every `log_period` steps (loss check, summaries), so batches are read while steps run.
 """
-import itertools
 import json
 import math
 import os
@@ -35,10 +34,9 @@ def _metrics(sums: losses.LossSums) -> dict:
 
 
 def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int) -> list[dict]:
-  """The first `limit` examples of a split (the same for every run and seed), as full batches
-  padded with weight-0 rows."""
-  rows = list(itertools.islice(data.task_stream(task, split, lengths, 0, shuffle=False,
-                                                repeat=False), limit))
+  """A fixed random sample of `limit` examples of a split (the same for every run and seed), as
+  full batches padded with weight-0 rows."""
+  rows = list(data.converted(data.sample(task, split, lengths, limit), lengths))
   batches = []
   for i in range(0, len(rows), batch_size):
     chunk = rows[i:i + batch_size]
@@ -49,12 +47,11 @@ def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int) -
 
 
 def _bleu_examples(task: str, lengths: Mapping[str, int], limit: int) -> list[dict]:
-  """The first `limit` validation examples of a translation task (ids and reference text)."""
-  ds = seqio.get_mixture_or_task(task).get_dataset(dict(lengths), split="validation",
-                                                   shuffle=False, num_epochs=1)
+  """A fixed random sample of `limit` validation examples of a translation task (ids and
+  reference text)."""
   return [{"inputs": list(ex["inputs"][:lengths["inputs"]]),
            "targets_pretokenized": ex["targets_pretokenized"]}
-          for ex in itertools.islice(ds.as_numpy_iterator(), limit)]
+          for ex in data.sample(task, "validation", lengths, limit).as_numpy_iterator()]
 
 
 class _Writers:
@@ -146,8 +143,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
     `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
   freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
-  also_evaluate: tasks evaluated like the mixture's own but not trained on (the high-resource
-    task while fine-tuning on the low-resource one alone: what it forgets); not in the mixture total.
+  also_evaluate: tasks (or mixtures: their tasks) evaluated like the mixture's own but not
+    trained on (the high-resource task while fine-tuning on the low-resource one alone: what it
+    forgets); not in the mixture total.
   """
   if restore_mode not in ("scratch", "params_only", "continue"):
     raise UserError(f"restore_mode {restore_mode!r} unknown: use scratch, params_only or continue")
@@ -198,7 +196,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
 
   writer = _Writers(model_dir)
-  eval_tasks = tasks + [t for t in also_evaluate if t not in rates]
+  eval_tasks = tasks + sorted({t for name in also_evaluate for t in mixtures.mixture_rates(name)}
+                              - set(rates))
   eval_sets = {(prefix, task): _eval_batches(task, split, lengths, batch_size, limit)
                for prefix, split, limit in (("training_eval", "validation", eval_examples),
                                             ("training_eval_train", "train", eval_train_examples))

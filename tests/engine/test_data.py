@@ -31,3 +31,37 @@ def test_streams_without_autograph_equal_seqio_with_it(tiny_corpus):
     for got, want in zip(list(ours)[:5], list(reference)[:5]):
       for k in data.FEATURES:
         np.testing.assert_array_equal(got[k], want[k], err_msg=f"{task} {k}")
+
+
+def _rows(ds) -> list[tuple]:
+  return [(tuple(ex["inputs"]), tuple(ex["targets"])) for ex in ds.as_numpy_iterator()]
+
+
+def test_sample_is_fixed_spread_and_preprocessed_like_the_task(tiny_corpus):
+  import seqio
+  task = next(t for t in local.register_local_tasks(tiny_corpus.root) if t.startswith("translate"))
+  whole = _rows(seqio.get_mixture_or_task(task).get_dataset(LENGTHS, split="train",
+                                                            shuffle=False, seed=0))
+  drawn = _rows(data.sample(task, "train", LENGTHS, 8))
+  assert drawn == _rows(data.sample(task, "train", LENGTHS, 8))   # the same every time
+  assert len(set(drawn)) == 8 and set(drawn) <= set(whole)
+  positions = sorted(whole.index(r) for r in drawn)
+  assert positions[-1] > len(whole) // 2   # not the split's first lines
+  assert len(_rows(data.sample(task, "train", LENGTHS, 10_000))) == len(whole)
+  converted = list(data.converted(data.sample(task, "train", LENGTHS, 8), LENGTHS))
+  assert len(converted) == 8 and set(data.FEATURES) <= set(converted[0])
+
+
+def test_sample_draws_more_sources_when_preprocessing_merges_them(tiny_corpus):
+  task = next(t for t in local.register_local_tasks(tiny_corpus.root)
+              if t.startswith("span_corruption"))
+  assert len(_rows(data.sample(task, "train", LENGTHS, 12))) == 12
+
+
+def test_sample_of_a_mixture_is_a_clear_error(tiny_corpus):
+  import pytest
+  from ptjf.errors import UserError
+  tasks = local.register_local_tasks(tiny_corpus.root)[:2]
+  mix = mixtures.rate_mixture(tasks, [0.5, 0.5], corpus_dir=tiny_corpus.root)
+  with pytest.raises(UserError, match="is a mixture"):
+    data.sample(mix, "validation", LENGTHS, 4)

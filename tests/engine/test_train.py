@@ -119,10 +119,11 @@ def test_freeze_leaves_embedding_untouched(tiny_corpus, tmp_path):
 def test_also_evaluate_measures_a_task_not_trained_on(tiny_corpus, tmp_path):
   tasks = _translation_tasks(tiny_corpus)
   trained, other = tasks[1], tasks[0]
+  both = mixtures.rate_mixture(tasks, [0.5, 0.5], corpus_dir=tiny_corpus.root)
   train.train(model_dir=str(tmp_path / "p"), mixture_or_task_name=trained,
               task_feature_lengths=LENGTHS, batch_size=4, train_steps=2, eval_period=2,
               checkpoint_period=2, eval_examples=8, eval_train_examples=8,
-              schedule=_schedule, also_evaluate=[other, trained])
+              schedule=_schedule, also_evaluate=[other, both])   # a mixture: its tasks
   for split in ("training_eval", "training_eval_train"):
     assert _scalars(tmp_path / "p" / split / other, "cross_ent_loss").keys() == {0, 2}
   seen = _restore(tmp_path / "p" / "checkpoint_2")["seen"]
