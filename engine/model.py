@@ -13,8 +13,9 @@ than threefry; `dropout_mask="threefry"` selects Flax's generator).
 Positions are sinusoidal, not learned: no parameters (so the parameter count
 does not depend on `max_length`), and the paper does not say it learned them.
 
-Precision: parameters are float32; activations and matmuls run in
-`config.dtype` ("float32" or "bfloat16"); LayerNorm statistics, attention
+Precision: parameters are float32; activations and matmul operands are
+`config.dtype` ("float32" or "bfloat16"); the dense layers and the output
+logits accumulate in float32 (`product`), and LayerNorm statistics, attention
 softmax and the output logits are float32.
 
 Masks: encoder self-attention and cross-attention ignore padding keys (id 0);
@@ -30,6 +31,7 @@ Example (the `tiny` preset used in tests):
     logits = model.apply({"params": params}, enc, dec)   # float32 [B, T, 100]
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Optional
 
@@ -151,6 +153,47 @@ class LayerNorm(nn.Module):
     return y.astype(self.dtype)
 
 
+def product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+  """`jnp.einsum(spec, a, b)` accumulated and returned in float32.
+
+  Bfloat16 operands stay bfloat16 in the backward pass too: each gradient is
+  a product of bfloat16 operands accumulated in float32, as on a TPU's matrix
+  unit. XLA:CPU runs such products on the CPU's bfloat16 instructions where
+  it has them (with AMX: 1.6-5x its float32 products, docs/bench.md),
+  while a product with a bfloat16 result, or one float32 operand, is computed
+  in float32. Every index of an operand must appear in the other operand or
+  the output (true of matmuls).
+
+  >>> product("ij,jk->ik", jnp.ones((2, 3), jnp.bfloat16), jnp.ones((3, 1), jnp.bfloat16))
+  Array([[3.],
+         [3.]], dtype=float32)
+  """
+  if a.dtype == b.dtype == jnp.bfloat16:
+    return _bfloat16_product(spec, a, b)
+  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _bfloat16_product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
+def _bfloat16_product_fwd(spec, a, b):
+  return _bfloat16_product(spec, a, b), (a, b)
+
+
+def _bfloat16_product_bwd(spec, operands, g):
+  a, b = operands
+  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  g = g.astype(jnp.bfloat16)
+  da = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
+  db = jnp.einsum(f"{sa},{out}->{sb}", a, g, preferred_element_type=jnp.float32)
+  return da.astype(a.dtype), db.astype(b.dtype)
+
+
+_bfloat16_product.defvjp(_bfloat16_product_fwd, _bfloat16_product_bwd)
+
+
 def _dropout(cfg: TransformerConfig) -> dropout_lib.Dropout:
   return dropout_lib.Dropout(cfg.dropout_rate, mask=cfg.dropout_mask)
 
@@ -191,10 +234,16 @@ class Dense(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
     x = x.astype(self.dtype)
 
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    x_spec = "".join(letters[i] for i in range(x.ndim))
+    in_spec = "".join(x_spec[a] for a in axis)
+    batch_spec = "".join(c for c in x_spec if c not in in_spec)
+
     def dense(w, b):
-      y = jax.lax.dot_general(x, w.astype(self.dtype),
-                              ((axis, tuple(range(len(axis)))), ((), ())))
-      return (y.astype(jnp.float32) + b).astype(self.dtype)
+      out_spec = letters[x.ndim:x.ndim + w.ndim - len(axis)]
+      y = product(f"{x_spec},{in_spec}{out_spec}->{batch_spec}{out_spec}", x,
+                  w.astype(self.dtype))
+      return (y + b).astype(self.dtype)
 
     if self.unstack:
       at = (slice(None),) * len(in_shape)
@@ -226,6 +275,9 @@ class Attention(nn.Module):
     if decode:
       k, v, mask = self._update_cache(k, v, mask)
     q = q * jnp.asarray(cfg.head_dim ** -0.5, dtype)
+    # Not `product`: XLA:CPU has no bfloat16-in, float32-out kernel for one of
+    # these batched products' gradients ("Unsupported element type for
+    # DotThunk"); they are ~4% of the bench step's matmul work.
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
     logits = jnp.where(mask, logits, _NEG_INF)
     probs = jax.nn.softmax(logits).astype(dtype)
@@ -366,8 +418,7 @@ class Transformer(nn.Module):
                 decode=decode)
     y = self.decoder_norm(y)
     embedding = self.embedding.embedding.astype(y.dtype)
-    return jnp.einsum("btd,vd->btv", y, embedding,
-                      preferred_element_type=jnp.float32)
+    return product("btd,vd->btv", y, embedding)
 
   def __call__(self, encoder_input_tokens, decoder_input_tokens,
                decoder_target_tokens: Optional[jnp.ndarray] = None, *,

@@ -1,4 +1,6 @@
 """Tests for ptjf.engine.model: shapes, masks, dropout, size, precision."""
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -95,6 +97,30 @@ def test_bfloat16_logits_close_to_float32():
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, f32, atol=0.1, rtol=0.05)
   assert (bf16.argmax(-1) == f32.argmax(-1)).mean() > 0.8
+
+
+@pytest.mark.parametrize("spec,a_shape,b_shape", [("ij,jk->ik", (6, 5), (5, 3)),
+                                                   ("btd,vd->btv", (2, 4, 8), (16, 8)),
+                                                   ("abcd,cde->abe", (2, 3, 4, 5), (4, 5, 6))])
+def test_bfloat16_product_accumulates_and_differentiates_in_float32(spec, a_shape, b_shape):
+  a = jax.random.normal(jax.random.key(0), a_shape).astype(jnp.bfloat16)
+  b = jax.random.normal(jax.random.key(1), b_shape).astype(jnp.bfloat16)
+  weights = jax.random.normal(jax.random.key(2), jnp.einsum(spec, a, b).shape)
+
+  def loss(product, x, y):
+    return jnp.sum(product(spec, x, y) * weights)
+  exact = lambda s, x, y: jnp.einsum(s, x.astype(jnp.float32), y.astype(jnp.float32))
+  out = model_lib.product(spec, a, b)
+  assert out.dtype == jnp.float32
+  np.testing.assert_allclose(out, exact(spec, a, b), rtol=1e-6, atol=1e-6)
+  grads = jax.grad(functools.partial(loss, model_lib.product), argnums=(0, 1))(a, b)
+  want = jax.grad(functools.partial(loss, exact), argnums=(0, 1))(a, b)
+  for got, ref, x in zip(grads, want, (a, b)):
+    assert got.dtype == x.dtype == jnp.bfloat16
+    # the cotangent is rounded to bfloat16 before its products: errors of ~2^-8 relative
+    np.testing.assert_allclose(got.astype(jnp.float32), ref, rtol=0.02, atol=0.05)
+  f32 = (a.astype(jnp.float32), b.astype(jnp.float32))
+  np.testing.assert_array_equal(model_lib.product(spec, *f32), jnp.einsum(spec, *f32))
 
 
 def test_preset_rejects_unknown_names():
