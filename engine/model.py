@@ -154,23 +154,41 @@ class LayerNorm(nn.Module):
 
 
 def product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
-  """`jnp.einsum(spec, a, b)` accumulated and returned in float32.
+  """`jnp.einsum(spec, a, b)` as float32.
 
-  Bfloat16 operands stay bfloat16 in the backward pass too: each gradient is
-  a product of bfloat16 operands accumulated in float32, as on a TPU's matrix
-  unit. XLA:CPU runs such products on the CPU's bfloat16 instructions where
-  it has them (with AMX: 1.6-5x its float32 products, docs/bench.md),
-  while a product with a bfloat16 result, or one float32 operand, is computed
-  in float32. Every index of an operand must appear in the other operand or
-  the output (true of matmuls).
+  Bfloat16 operands on hardware with bfloat16 arithmetic (`bfloat16_arithmetic`)
+  stay bfloat16 in the backward pass too: each product, forward and in the
+  gradient, takes bfloat16 operands and accumulates in float32, as on a TPU's
+  matrix unit. XLA:CPU runs such products on AMX or AVX512-BF16 (1.6-5x its
+  float32 products, docs/bench.md), while it computes a bfloat16-result
+  product in float32; on a CPU without them its bfloat16-in, float32-out
+  kernels are slower than that, so there the product has a bfloat16 result.
+  Every index of an operand must appear in the other operand or the output
+  (true of matmuls).
 
   >>> product("ij,jk->ik", jnp.ones((2, 3), jnp.bfloat16), jnp.ones((3, 1), jnp.bfloat16))
   Array([[3.],
          [3.]], dtype=float32)
   """
   if a.dtype == b.dtype == jnp.bfloat16:
-    return _bfloat16_product(spec, a, b)
+    if bfloat16_arithmetic():
+      return _bfloat16_product(spec, a, b)
+    return jnp.einsum(spec, a, b).astype(jnp.float32)
   return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+
+
+@functools.cache
+def bfloat16_arithmetic() -> bool:
+  """Whether the default backend multiplies bfloat16 natively: accelerators do; a CPU does
+  with AVX512-BF16 or AMX (read from /proc/cpuinfo; elsewhere assumed not)."""
+  if jax.default_backend() != "cpu":
+    return True
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = set(f.read().split())
+  except OSError:
+    return False
+  return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))

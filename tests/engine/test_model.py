@@ -99,10 +99,13 @@ def test_bfloat16_logits_close_to_float32():
   assert (bf16.argmax(-1) == f32.argmax(-1)).mean() > 0.8
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("spec,a_shape,b_shape", [("ij,jk->ik", (6, 5), (5, 3)),
                                                    ("btd,vd->btv", (2, 4, 8), (16, 8)),
                                                    ("abcd,cde->abe", (2, 3, 4, 5), (4, 5, 6))])
-def test_bfloat16_product_accumulates_and_differentiates_in_float32(spec, a_shape, b_shape):
+def test_bfloat16_product_is_float32_with_bfloat16_gradients(spec, a_shape, b_shape, native,
+                                                               monkeypatch):
+  monkeypatch.setattr(model_lib, "bfloat16_arithmetic", lambda: native)
   a = jax.random.normal(jax.random.key(0), a_shape).astype(jnp.bfloat16)
   b = jax.random.normal(jax.random.key(1), b_shape).astype(jnp.bfloat16)
   weights = jax.random.normal(jax.random.key(2), jnp.einsum(spec, a, b).shape)
@@ -112,7 +115,9 @@ def test_bfloat16_product_accumulates_and_differentiates_in_float32(spec, a_shap
   exact = lambda s, x, y: jnp.einsum(s, x.astype(jnp.float32), y.astype(jnp.float32))
   out = model_lib.product(spec, a, b)
   assert out.dtype == jnp.float32
-  np.testing.assert_allclose(out, exact(spec, a, b), rtol=1e-6, atol=1e-6)
+  # accumulated in float32; without native bfloat16, rounded to bfloat16 after
+  tolerance = 1e-6 if native else 1e-2
+  np.testing.assert_allclose(out, exact(spec, a, b), rtol=tolerance, atol=tolerance)
   grads = jax.grad(functools.partial(loss, model_lib.product), argnums=(0, 1))(a, b)
   want = jax.grad(functools.partial(loss, exact), argnums=(0, 1))(a, b)
   for got, ref, x in zip(grads, want, (a, b)):
@@ -121,6 +126,11 @@ def test_bfloat16_product_accumulates_and_differentiates_in_float32(spec, a_shap
     np.testing.assert_allclose(got.astype(jnp.float32), ref, rtol=0.02, atol=0.05)
   f32 = (a.astype(jnp.float32), b.astype(jnp.float32))
   np.testing.assert_array_equal(model_lib.product(spec, *f32), jnp.einsum(spec, *f32))
+
+
+def test_bfloat16_arithmetic_is_read_from_the_cpu():
+  flags = open("/proc/cpuinfo").read().split()
+  assert model_lib.bfloat16_arithmetic() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def test_preset_rejects_unknown_names():
