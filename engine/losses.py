@@ -26,19 +26,27 @@ def cross_entropy(logits: jnp.ndarray, targets: jnp.ndarray, weights: jnp.ndarra
                   label_smoothing: float = 0.0) -> LossSums:
   """Sums of smoothed loss, plain cross-entropy and accuracy over weighted target tokens.
 
-  logits: float [B, L, V]; targets, weights: [B, L] (weight 0 = padding).
+  logits: float [B, L, V]; targets, weights: [B, L] (weight 0 = padding). A token is correct
+  when its logit is the largest: T5X's argmax except on exact ties (argmax takes the first),
+  and on CPU ~10x cheaper than argmax's (value, index) reduction over the vocabulary.
   """
   vocab = logits.shape[-1]
   confidence = 1.0 - label_smoothing
   low = label_smoothing / (vocab - 1)
   normalizing = -(confidence * math.log(confidence) + (vocab - 1) * low * math.log(low + 1e-20)) \
       if label_smoothing else 0.0
-  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  gold = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+  logits = logits.astype(jnp.float32)
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  gold = _at(log_probs, targets)
   soft = confidence * gold + low * (jnp.sum(log_probs, axis=-1) - gold)
   w = weights.astype(jnp.float32)
   return LossSums(
       loss=jnp.sum((-soft - normalizing) * w),
       cross_ent=jnp.sum(-gold * w),
-      correct=jnp.sum((jnp.argmax(logits, axis=-1) == targets) * w),
+      correct=jnp.sum((_at(logits, targets) >= jnp.max(logits, axis=-1)) * w),
       weight_sum=jnp.sum(w))
+
+
+def _at(values: jnp.ndarray, targets: jnp.ndarray) -> jnp.ndarray:
+  """values[..., targets]: [B, L, V] and [B, L] -> [B, L]."""
+  return jnp.take_along_axis(values, targets[..., None], axis=-1)[..., 0]

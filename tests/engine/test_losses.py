@@ -21,3 +21,14 @@ def test_smoothing_zero_at_soft_target_and_accuracy():
   np.testing.assert_allclose(out.loss, 0.0, atol=1e-5)
   np.testing.assert_allclose(out.cross_ent, -math.log(1 - s), rtol=1e-5)
   assert float(out.correct) == 1.0
+
+
+def test_accuracy_is_argmax_but_on_ties():
+  logits = np.random.default_rng(0).standard_normal((4, 8, 16)).astype(np.float32)
+  targets = np.random.default_rng(1).integers(0, 16, (4, 8))
+  targets[0, :4] = logits[0, :4].argmax(-1)   # some correct
+  weights = np.ones((4, 8))
+  want = np.sum(logits.argmax(-1) == targets)
+  assert want >= 4 and float(losses.cross_entropy(logits, targets, weights).correct) == want
+  tie = np.zeros((1, 1, 16), np.float32)   # every token is a largest one
+  assert float(losses.cross_entropy(tie, np.array([[9]]), np.array([[1]])).correct) == 1.0

@@ -102,7 +102,8 @@ def test_bfloat16_logits_close_to_float32():
 @pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("spec,a_shape,b_shape", [("ij,jk->ik", (6, 5), (5, 3)),
                                                    ("btd,vd->btv", (2, 4, 8), (16, 8)),
-                                                   ("abcd,cde->abe", (2, 3, 4, 5), (4, 5, 6))])
+                                                   ("abcd,cde->abe", (2, 3, 4, 5), (4, 5, 6)),
+                                                   ("abc,cd->abd", (2, 3, 8), (8, 2))])
 def test_bfloat16_product_is_float32_with_bfloat16_gradients(spec, a_shape, b_shape, native,
                                                                monkeypatch):
   monkeypatch.setattr(model_lib, "bfloat16_arithmetic", lambda: native)
