@@ -153,18 +153,19 @@ class LayerNorm(nn.Module):
     return y.astype(self.dtype)
 
 
-def product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+def product(spec: str, a: jnp.ndarray, b: jnp.ndarray,
+            result_rounded: bool = False) -> jnp.ndarray:
   """`jnp.einsum(spec, a, b)` as float32.
 
   Bfloat16 operands on hardware with bfloat16 arithmetic (`bfloat16_arithmetic`)
   stay bfloat16 in the backward pass too: each product, forward and in the
   gradient, takes bfloat16 operands and accumulates in float32, as on a TPU's
   matrix unit. XLA:CPU runs such products on AMX or AVX512-BF16 (1.6-5x its
-  float32 products, docs/bench.md), while it computes a bfloat16-result
-  product in float32; on a CPU without them its bfloat16-in, float32-out
-  kernels are slower than that, so there the product has a bfloat16 result.
-  Every index of an operand must appear in the other operand or the output
-  (true of matmuls).
+  float32 products, docs/bench.md). On a CPU without them its bfloat16-in,
+  float32-out kernels are slower than computing a bfloat16 result in float32,
+  so there `result_rounded` (the caller rounds the result to bfloat16 anyway,
+  as a dense layer does) takes that path. Every index of an operand must
+  appear in the other operand or the output (true of matmuls).
 
   >>> product("ij,jk->ik", jnp.ones((2, 3), jnp.bfloat16), jnp.ones((3, 1), jnp.bfloat16))
   Array([[3.],
@@ -173,7 +174,8 @@ def product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   if a.dtype == b.dtype == jnp.bfloat16:
     if bfloat16_arithmetic():
       return _bfloat16_product(spec, a, b)
-    return jnp.einsum(spec, a, b).astype(jnp.float32)
+    if result_rounded:
+      return jnp.einsum(spec, a, b).astype(jnp.float32)
   return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
 
 
@@ -260,7 +262,7 @@ class Dense(nn.Module):
     def dense(w, b):
       out_spec = letters[x.ndim:x.ndim + w.ndim - len(axis)]
       y = product(f"{x_spec},{in_spec}{out_spec}->{batch_spec}{out_spec}", x,
-                  w.astype(self.dtype))
+                  w.astype(self.dtype), result_rounded=True)
       return (y + b).astype(self.dtype)
 
     if self.unstack:

@@ -116,15 +116,16 @@ def test_bfloat16_product_is_float32_with_bfloat16_gradients(spec, a_shape, b_sh
   exact = lambda s, x, y: jnp.einsum(s, x.astype(jnp.float32), y.astype(jnp.float32))
   out = model_lib.product(spec, a, b)
   assert out.dtype == jnp.float32
-  # accumulated in float32; without native bfloat16, rounded to bfloat16 after
-  tolerance = 1e-6 if native else 1e-2
-  np.testing.assert_allclose(out, exact(spec, a, b), rtol=tolerance, atol=tolerance)
-  grads = jax.grad(functools.partial(loss, model_lib.product), argnums=(0, 1))(a, b)
+  np.testing.assert_allclose(out, exact(spec, a, b), rtol=1e-6, atol=1e-6)
+  rounded = model_lib.product(spec, a, b, result_rounded=True)   # allowed to round
+  np.testing.assert_allclose(rounded, exact(spec, a, b), rtol=1e-2, atol=1e-2)
   want = jax.grad(functools.partial(loss, exact), argnums=(0, 1))(a, b)
-  for got, ref, x in zip(grads, want, (a, b)):
-    assert got.dtype == x.dtype == jnp.bfloat16
-    # the cotangent is rounded to bfloat16 before its products: errors of ~2^-8 relative
-    np.testing.assert_allclose(got.astype(jnp.float32), ref, rtol=0.02, atol=0.05)
+  for product in (model_lib.product, functools.partial(model_lib.product, result_rounded=True)):
+    grads = jax.grad(functools.partial(loss, product), argnums=(0, 1))(a, b)
+    for got, ref, x in zip(grads, want, (a, b)):
+      assert got.dtype == x.dtype == jnp.bfloat16
+      # the cotangent is rounded to bfloat16 before its products: errors of ~2^-8 relative
+      np.testing.assert_allclose(got.astype(jnp.float32), ref, rtol=0.02, atol=0.05)
   f32 = (a.astype(jnp.float32), b.astype(jnp.float32))
   np.testing.assert_array_equal(model_lib.product(spec, *f32), jnp.einsum(spec, *f32))
 
