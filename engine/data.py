@@ -8,7 +8,7 @@ Evaluation reads `sample`: a fixed random sample of a split, the same for every 
 """
 import queue
 import threading
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Optional
 
 import numpy as np
 import seqio
@@ -49,25 +49,32 @@ SAMPLE_WINDOW = 100_000
 
 
 def sample(task: str, split: str, feature_lengths: Mapping[str, int], limit: int,
-           window: int = SAMPLE_WINDOW) -> tf.data.Dataset:
+           window: Optional[int] = SAMPLE_WINDOW) -> tf.data.Dataset:
   """`limit` preprocessed examples of a split, drawn at random with a fixed seed: the same for
-  every run and seed (an evaluation set).
+  every run and seed (an evaluation set), and the same positions in splits of one size (the
+  French side of En-Fr and its monolingual text, say).
 
-  The split's first `window` source examples are sampled before preprocessing, so only the
-  sample is tokenized. Sampling matters for our corpora, written sorted by English source: their
-  first lines are not typical ones (TFDS splits are shuffled when prepared). A task whose
-  preprocessors merge sources (span corruption concatenates short texts) draws twice as many
-  sources until `limit` examples come out or the window is used up; `limit` of those that come
-  out are then drawn.
+  Source examples are sampled before preprocessing, so only the sample is tokenized; text-line
+  sources (our corpora, written sorted by English source, so their first lines are not typical
+  ones) over the whole split, other sources (TFDS: shuffled when prepared, and often millions of
+  examples) over their first `window` examples (None: all). A task whose preprocessors merge
+  sources (span corruption concatenates short texts) draws twice as many sources until `limit`
+  examples come out or the sources run out; `limit` of those that come out are then drawn.
   """
   provider = seqio.get_mixture_or_task(task)
   if not isinstance(provider, seqio.Task):
     raise UserError(f"{task!r} is a mixture, not a task: sample each of its tasks")
+  if isinstance(provider.source, seqio.TextLineDataSource):
+    window = None
   rng = np.random.default_rng(0)
   with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED):
-    source = provider.source.get_dataset(split=split, shuffle=False).take(window)
+    source = provider.source.get_dataset(split=split, shuffle=False)
+    if window is not None:
+      source = source.take(window)
     known = provider.source.num_input_examples(split)
-    order = rng.permutation(min(known, window) if known is not None else _count(source))
+    if known is None:
+      known = _count(source)
+    order = rng.permutation(known if window is None else min(known, window))
     drawn = min(len(order), limit)
     while True:
       ds = _preprocess(provider, _where(source, order[:drawn]), feature_lengths)

@@ -27,8 +27,9 @@ def cross_entropy(logits: jnp.ndarray, targets: jnp.ndarray, weights: jnp.ndarra
   """Sums of smoothed loss, plain cross-entropy and accuracy over weighted target tokens.
 
   logits: float [B, L, V]; targets, weights: [B, L] (weight 0 = padding). A token is correct
-  when its logit is the largest: T5X's argmax except on exact ties (argmax takes the first),
-  and on CPU ~10x cheaper than argmax's (value, index) reduction over the vocabulary.
+  when its logit is the largest: T5X's argmax except on exact ties (argmax takes the first;
+  here every tied token counts, so constant logits score 1.0), and on CPU ~10x cheaper than
+  argmax's (value, index) reduction over the vocabulary.
   """
   vocab = logits.shape[-1]
   confidence = 1.0 - label_smoothing

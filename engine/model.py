@@ -14,9 +14,11 @@ Positions are sinusoidal, not learned: no parameters (so the parameter count
 does not depend on `max_length`), and the paper does not say it learned them.
 
 Precision: parameters are float32; activations and matmul operands are
-`config.dtype` ("float32" or "bfloat16"); the dense layers and the output
-logits accumulate in float32 (`product`), and LayerNorm statistics, attention
-softmax and the output logits are float32.
+`config.dtype` ("float32" or "bfloat16"); LayerNorm statistics, attention
+softmax and the output logits are float32. In bfloat16, how the dense
+layers' and logits' products round depends on the hardware (`product`):
+where it multiplies bfloat16, forward and gradient products accumulate in
+float32; elsewhere XLA's own choice.
 
 Masks: encoder self-attention and cross-attention ignore padding keys (id 0);
 decoder self-attention is causal. Decoder inputs start with id 0 (T5's BOS),

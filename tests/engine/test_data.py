@@ -48,6 +48,7 @@ def test_sample_is_fixed_spread_and_preprocessed_like_the_task(tiny_corpus):
   positions = sorted(whole.index(r) for r in drawn)
   assert positions[-1] > len(whole) // 2   # not the split's first lines
   assert len(_rows(data.sample(task, "train", LENGTHS, 10_000))) == len(whole)
+  assert _rows(data.sample(task, "train", LENGTHS, 0)) == []
   converted = list(data.converted(data.sample(task, "train", LENGTHS, 8), LENGTHS))
   assert len(converted) == 8 and set(data.FEATURES) <= set(converted[0])
 
@@ -55,7 +56,8 @@ def test_sample_is_fixed_spread_and_preprocessed_like_the_task(tiny_corpus):
 def test_sample_draws_more_sources_when_preprocessing_merges_them(tiny_corpus):
   task = next(t for t in local.register_local_tasks(tiny_corpus.root)
               if t.startswith("span_corruption"))
-  assert len(_rows(data.sample(task, "train", LENGTHS, 12))) == 12
+  drawn = _rows(data.sample(task, "train", LENGTHS, 12))
+  assert len(drawn) == 12 and drawn == _rows(data.sample(task, "train", LENGTHS, 12))
 
 
 def test_sample_of_a_mixture_is_a_clear_error(tiny_corpus):

@@ -1,5 +1,6 @@
 """Tests for ptjf.engine.model: shapes, masks, dropout, size, precision."""
 import functools
+import os
 
 import flax.linen as nn
 import jax
@@ -130,6 +131,8 @@ def test_bfloat16_product_is_float32_with_bfloat16_gradients(spec, a_shape, b_sh
   np.testing.assert_array_equal(model_lib.product(spec, *f32), jnp.einsum(spec, *f32))
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu" or not os.path.exists("/proc/cpuinfo"),
+                    reason="reads a Linux CPU's flags")
 def test_bfloat16_arithmetic_is_read_from_the_cpu():
   flags = open("/proc/cpuinfo").read().split()
   assert model_lib.bfloat16_arithmetic() == ("avx512_bf16" in flags or "amx_bf16" in flags)
@@ -174,3 +177,19 @@ def test_unstacked_dense_has_the_same_parameters_and_gives_the_slices():
   parts = unstacked.apply(params, x)
   assert len(parts) == 3 and parts[0].shape == (2, 5, 2, 4)
   np.testing.assert_allclose(jnp.stack(parts, -3), stacked.apply(params, x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bfloat16_dense_gradients_are_close_to_float32(native, monkeypatch):
+  monkeypatch.setattr(model_lib, "bfloat16_arithmetic", lambda: native)
+  x = jax.random.normal(jax.random.key(1), (2, 5, 4, 3))
+  for features, axis, unstack in (((3, 2, 4), -1, True), (6, (-2, -1), False)):
+    params = model_lib.Dense(features, axis=axis).init(jax.random.key(0), x)["params"]
+
+    def loss(p, dtype):
+      out = model_lib.Dense(features, axis=axis, dtype=dtype, unstack=unstack).apply(
+          {"params": p}, x)
+      return sum(jnp.sum(jnp.sin(o.astype(jnp.float32))) for o in jax.tree.leaves(out))
+    f32, bf16 = (jax.grad(loss)(params, d) for d in (jnp.float32, jnp.bfloat16))
+    for got, want in zip(jax.tree.leaves(bf16), jax.tree.leaves(f32)):
+      np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05)
