@@ -34,7 +34,7 @@ def task_stream(task: str, split: str, feature_lengths: Mapping[str, int], seed:
     ds = seqio.get_mixture_or_task(task).get_dataset(
         dict(feature_lengths), split=split, shuffle=shuffle, seed=seed,
         num_epochs=None if repeat else 1)
-    return converted(ds, feature_lengths)
+  return converted(ds, feature_lengths)
 
 
 def converted(ds: tf.data.Dataset, feature_lengths: Mapping[str, int]) -> Iterator[dict]:
