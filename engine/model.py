@@ -157,28 +157,33 @@ class LayerNorm(nn.Module):
 
 def product(spec: str, a: jnp.ndarray, b: jnp.ndarray,
             result_rounded: bool = False) -> jnp.ndarray:
-  """`jnp.einsum(spec, a, b)` as float32.
+  """`jnp.einsum(spec, a, b)` as float32, `b` being the weight (its gradient is a sum over batch).
 
-  Bfloat16 operands on hardware with bfloat16 arithmetic (`bfloat16_arithmetic`)
-  stay bfloat16 in the backward pass too: each product, forward and in the
-  gradient, takes bfloat16 operands and accumulates in float32, as on a TPU's
-  matrix unit. XLA:CPU runs such products on AMX or AVX512-BF16 (1.6-5x its
-  float32 products, docs/bench.md). On a CPU without them its bfloat16-in,
-  float32-out kernels are slower than computing a bfloat16 result in float32,
-  so there `result_rounded` (the caller rounds the result to bfloat16 anyway,
-  as a dense layer does) takes that path. Every index of an operand must
-  appear in the other operand or the output (true of matmuls).
+  The gradient is written out (`_accumulated_product`): each of its products takes operands
+  of the operands' dtype and accumulates in float32, as on a TPU's matrix unit. The weight
+  gradient sums over the batch, so one operand has to be transposed to feed its product; it is
+  computed in the orientation that transposes the smaller of `a` and the cotangent (then the
+  small result is transposed), where XLA's own choice transposed the [B*T, V] cotangent of the
+  tied logits (32x the activations in the bench step) and recomputed dropout masks inside
+  transposing copies (with `engine.losses`' fused gradient, the float32 bench step ~12% faster,
+  docs/bench.md).
+  Bfloat16 operands take this path on hardware with bfloat16 arithmetic
+  (`bfloat16_arithmetic`): XLA:CPU runs such products on AMX or AVX512-BF16 (1.6-5x its
+  float32 products). On a CPU without them its bfloat16-in, float32-out kernels are slower
+  than computing a bfloat16 result in float32, so there XLA's own differentiation is kept
+  and `result_rounded` (the caller rounds the result to bfloat16 anyway, as a dense layer
+  does) takes the faster path. Every index of an operand must appear in the other operand
+  or the output (true of matmuls).
 
   >>> product("ij,jk->ik", jnp.ones((2, 3), jnp.bfloat16), jnp.ones((3, 1), jnp.bfloat16))
   Array([[3.],
          [3.]], dtype=float32)
   """
-  if a.dtype == b.dtype == jnp.bfloat16:
-    if bfloat16_arithmetic():
-      return _bfloat16_product(spec, a, b)
+  if a.dtype == b.dtype == jnp.bfloat16 and not bfloat16_arithmetic():
     if result_rounded:
       return jnp.einsum(spec, a, b).astype(jnp.float32)
-  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
+  return _accumulated_product(spec, a, b)
 
 
 @functools.cache
@@ -196,24 +201,28 @@ def bfloat16_arithmetic() -> bool:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _bfloat16_product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+def _accumulated_product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
 
 
-def _bfloat16_product_fwd(spec, a, b):
-  return _bfloat16_product(spec, a, b), (a, b)
+def _accumulated_product_fwd(spec, a, b):
+  return _accumulated_product(spec, a, b), (a, b)
 
 
-def _bfloat16_product_bwd(spec, operands, g):
+def _accumulated_product_bwd(spec, operands, g):
   a, b = operands
   (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
-  g = g.astype(jnp.bfloat16)
+  g = g.astype(a.dtype)
   da = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
-  db = jnp.einsum(f"{sa},{out}->{sb}", a, g, preferred_element_type=jnp.float32)
+  lead = sa if a.size <= g.size else out   # the smaller operand's indices lead: "vd" -> "dv"
+  indices = "".join(sorted(sb, key=lambda i: i not in lead))
+  db = jnp.einsum(f"{sa},{out}->{indices}", a, g, preferred_element_type=jnp.float32)
+  if indices != sb:   # the barrier keeps XLA from folding the transpose back into the product
+    db = jnp.transpose(jax.lax.optimization_barrier(db), [indices.index(i) for i in sb])
   return da.astype(a.dtype), db.astype(b.dtype)
 
 
-_bfloat16_product.defvjp(_bfloat16_product_fwd, _bfloat16_product_bwd)
+_accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
 
 
 def _dropout(cfg: TransformerConfig) -> dropout_lib.Dropout:

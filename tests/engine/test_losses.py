@@ -1,7 +1,10 @@
 """Pins the T5X-style cross-entropy sums."""
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ptjf.engine import losses
 
@@ -32,3 +35,37 @@ def test_accuracy_is_argmax_but_on_ties():
   assert want >= 4 and float(losses.cross_entropy(logits, targets, weights).correct) == want
   tie = np.zeros((1, 1, 16), np.float32)   # every token is a largest one
   assert float(losses.cross_entropy(tie, np.array([[9]]), np.array([[1]])).correct) == 1.0
+
+
+def _reference(logits, targets, weights, s):
+  """The loss by autodiff of log_softmax (what token_losses' written-out gradient must equal)."""
+  v = logits.shape[-1]
+  log_probs = jax.nn.log_softmax(logits, axis=-1)
+  gold = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+  soft = (1 - s) * gold + s / (v - 1) * (jnp.sum(log_probs, axis=-1) - gold)
+  return jnp.sum(-soft * weights), jnp.sum(-gold * weights)
+
+
+@pytest.mark.parametrize("s", [0.0, 0.1])
+def test_gradient_equals_autodiff_of_log_softmax(s):
+  rng = np.random.default_rng(2)
+  logits = jnp.asarray(3 * rng.standard_normal((2, 5, 11)), jnp.float32)
+  targets = jnp.asarray(rng.integers(0, 11, (2, 5)))
+  weights = jnp.asarray(rng.random((2, 5)) < 0.7, jnp.float32)
+
+  def ours(x, a, b):
+    out = losses.cross_entropy(x, targets, weights, label_smoothing=s)
+    return a * out.loss + b * out.cross_ent
+
+  def reference(x, a, b):
+    loss, cross_ent = _reference(x, targets, weights, s)
+    return a * loss + b * cross_ent
+
+  for a, b in [(1.0, 0.0), (0.0, 1.0), (0.7, -0.3)]:   # each output's gradient, and a mix
+    np.testing.assert_allclose(jax.grad(ours)(logits, a, b), jax.grad(reference)(logits, a, b),
+                               atol=1e-6)
+  out = losses.cross_entropy(logits, targets, weights, label_smoothing=s)
+  entropy = -((1 - s) * math.log(1 - s) + s * math.log(s / 10)) if s else 0.0   # soft target's
+  loss, cross_ent = _reference(logits, targets, weights, s)
+  np.testing.assert_allclose(out.loss, loss - entropy * jnp.sum(weights), rtol=1e-5)
+  np.testing.assert_allclose(out.cross_ent, cross_ent, rtol=1e-5)
