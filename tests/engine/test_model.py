@@ -197,3 +197,39 @@ def test_bfloat16_dense_gradients_are_close_to_float32(native, monkeypatch):
     f32, bf16 = (jax.grad(loss)(params, d) for d in (jnp.float32, jnp.bfloat16))
     for got, want in zip(jax.tree.leaves(bf16), jax.tree.leaves(f32)):
       np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.parametrize("features,unstack", [(6, False), ((3, 2, 4), True)])
+def test_dense_folds_a_normalized_input_as_if_scale_and_bias_were_applied(features, unstack):
+  x = jax.random.normal(jax.random.key(1), (2, 5, 8))
+  dense = model_lib.Dense(features, unstack=unstack)
+  params = {"dense": dense.init(jax.random.key(0), x)["params"],
+            "scale": 1 + jax.random.normal(jax.random.key(2), (8,)),
+            "bias": jax.random.normal(jax.random.key(3), (8,))}
+  params["dense"]["bias"] = jax.random.normal(jax.random.key(4), params["dense"]["bias"].shape)
+
+  def loss(p, folded):
+    inputs = (model_lib.Normalized(x, p["scale"], p["bias"]) if folded
+              else x * p["scale"] + p["bias"])
+    out = dense.apply({"params": p["dense"]}, inputs)
+    return sum(jnp.sum(jnp.sin(o)) for o in jax.tree.leaves(out)), out
+
+  (_, folded), (_, applied) = loss(params, True), loss(params, False)
+  np.testing.assert_allclose(jnp.stack(jax.tree.leaves(folded)), jnp.stack(jax.tree.leaves(applied)),
+                             rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda p: loss(p, f)[0])(params) for f in (True, False)]
+  for got, want in zip(*(jax.tree.leaves(g) for g in grads)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="last axis"):
+    model_lib.Dense(6, axis=-2).init(jax.random.key(0), model_lib.Normalized(x, params["scale"],
+                                                                              params["bias"]))
+
+
+def test_folded_layer_norm_leaves_scale_and_bias_to_the_next_layer():
+  x = 3 + 2 * jax.random.normal(jax.random.key(1), (2, 5, 8))
+  params = model_lib.LayerNorm().init(jax.random.key(0), x)
+  params = jax.tree.map(lambda p: p + 0.5, params)
+  norm = model_lib.LayerNorm(folded=True).apply(params, x)
+  np.testing.assert_allclose(norm.x.mean(-1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(norm.x * norm.scale + norm.bias, model_lib.LayerNorm().apply(params, x),
+                             rtol=1e-5, atol=1e-5)
