@@ -4,7 +4,8 @@ Why not `flax.linen.Dropout`: on CPU, drawing the mask with JAX's threefry
 (or the `rbg` bit generator) costs ~20x a plain elementwise pass over the
 activations (measured: 68 ms / 78 ms vs 3.3 ms for a [64, 64, 1024] float32
 tensor on 2 cores). In a training step of the bench model
-(bench/bench_engine.py) threefry masks cost 17-25% of the step, these ~2-3%.
+(bench/bench_engine.py) threefry masks cost 17-49% of the step, these 0-14%
+(docs/bench.md, two CPUs, float32 and bfloat16).
 Here the mask bits are
 
     bits[i] = fmix32(fmix32(i * 0x9E3779B9 + k0) ^ k1),
