@@ -5,11 +5,12 @@ shared input/output embedding (inputs scaled by sqrt(d_model), logits =
 x @ embedding^T), sinusoidal absolute positions, per layer
 x += Dropout(Attention(LN(x))) [+ cross-attention in the decoder],
 x += Dropout(MLP(LN(x))), a final LayerNorm on each side. Dense layers and
-LayerNorms have biases (the in-layer LayerNorms' scale and bias are folded into
-the dense layers that read them, `Normalized`: the same parameters). Dropout (rate `dropout_rate`) is applied to the
-embeddings, attention probabilities, the MLP hidden layer and each residual
-branch; it uses `ptjf.engine.dropout` (a hashed mask, ~20x cheaper on CPU
-than threefry; `dropout_mask="threefry"` selects Flax's generator).
+LayerNorms have biases (the in-layer LayerNorms' scale and bias are folded
+into the dense layers that read them, `Normalized`: the same parameters).
+Dropout (rate `dropout_rate`) is applied to the embeddings, attention
+probabilities, the MLP hidden layer and each residual branch; it uses
+`ptjf.engine.dropout` (a hashed mask, ~20x cheaper on CPU than threefry;
+`dropout_mask="threefry"` selects Flax's generator).
 
 Positions are sinusoidal, not learned: no parameters (so the parameter count
 does not depend on `max_length`), and the paper does not say it learned them.
