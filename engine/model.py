@@ -146,11 +146,18 @@ class Normalized(NamedTuple):
 
   `Dense` folds them into its own kernel and bias (`Dense.__call__`), so the [B, T, d]
   activations are not scaled and shifted, nor their gradients summed for scale and bias:
-  the bench step 1-4% faster in float32, 5% in bfloat16 (docs/bench.md).
+  the bench step 1-4% faster in float32, 5% in bfloat16 (docs/bench.md). The normalization
+  itself is kept as `centered * rstd` for a float32 `Dense` (`_row_scaled_product`).
   """
-  x: jnp.ndarray       # (x - mean) / std, in the activation dtype
-  scale: jnp.ndarray   # [d] float32
-  bias: jnp.ndarray    # [d] float32
+  centered: jnp.ndarray  # x - mean, float32
+  rstd: jnp.ndarray      # 1 / sqrt(var + eps), [..., 1] float32
+  scale: jnp.ndarray     # [d] float32
+  bias: jnp.ndarray      # [d] float32
+
+  @property
+  def x(self) -> jnp.ndarray:
+    """(x - mean) / std, float32."""
+    return self.centered * self.rstd
 
 
 class LayerNorm(nn.Module):
@@ -164,12 +171,11 @@ class LayerNorm(nn.Module):
     scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
     x = x.astype(jnp.float32)
-    mean = x.mean(-1, keepdims=True)
-    var = jnp.square(x - mean).mean(-1, keepdims=True)
-    normalized = (x - mean) * jax.lax.rsqrt(var + 1e-6)
+    centered = x - x.mean(-1, keepdims=True)
+    rstd = jax.lax.rsqrt(jnp.square(centered).mean(-1, keepdims=True) + 1e-6)
     if self.folded:
-      return Normalized(normalized.astype(self.dtype), scale, bias)
-    return (normalized * scale + bias).astype(self.dtype)
+      return Normalized(centered, rstd, scale, bias)
+    return (centered * rstd * scale + bias).astype(self.dtype)
 
 
 def product(spec: str, a: jnp.ndarray, b: jnp.ndarray,
@@ -231,15 +237,51 @@ def _accumulated_product_bwd(spec, operands, g):
   (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
   g = g.astype(a.dtype)
   da = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
+  return da.astype(a.dtype), _weight_gradient(spec, a, g).astype(b.dtype)
+
+
+def _weight_gradient(spec: str, a: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
+  """The float32 gradient of `einsum(spec, a, b)`'s weight `b` for the cotangent `g`."""
+  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
   lead = sa if a.size <= g.size else out   # the smaller operand's indices lead: "vd" -> "dv"
   indices = "".join(sorted(sb, key=lambda i: i not in lead))
   db = jnp.einsum(f"{sa},{out}->{indices}", a, g, preferred_element_type=jnp.float32)
   if indices != sb:   # the barrier keeps XLA from folding the transpose back into the product
     db = jnp.transpose(jax.lax.optimization_barrier(db), [indices.index(i) for i in sb])
-  return da.astype(a.dtype), db.astype(b.dtype)
+  return db
 
 
 _accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _row_scaled_product(spec: str, a: jnp.ndarray, rows: jnp.ndarray,
+                        b: jnp.ndarray) -> jnp.ndarray:
+  """`einsum(spec, a * rows, b)` in float32, `rows` [..., 1] scaling each row of `a`.
+
+  A float32 `Dense` on a `Normalized` input (`a` centered, `rows` 1/std): the weight
+  gradient is computed as `a`'s product with the row-scaled cotangent. XLA transposes one
+  operand of that product; `a * rows` it would recompute inside the transposing copy,
+  which then runs ~3x slower than a plain one (the float32 bench step ~2% faster this way,
+  docs/bench.md).
+  """
+  return jnp.einsum(spec, a * rows, b, preferred_element_type=jnp.float32)
+
+
+def _row_scaled_product_fwd(spec, a, rows, b):
+  return _row_scaled_product(spec, a, rows, b), (a, rows, b)
+
+
+def _row_scaled_product_bwd(spec, operands, g):
+  a, rows, b = operands
+  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  d_scaled = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
+  g_rows = g * rows.reshape(rows.shape[:-1] + (1,) * (g.ndim - rows.ndim + 1))
+  return (d_scaled * rows, jnp.sum(d_scaled * a, -1, keepdims=True),
+          _weight_gradient(spec, a, g_rows))
+
+
+_row_scaled_product.defvjp(_row_scaled_product_fwd, _row_scaled_product_bwd)
 
 
 def _dropout(cfg: TransformerConfig) -> dropout_lib.Dropout:
@@ -273,7 +315,7 @@ class Dense(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray | Normalized) -> jnp.ndarray | list[jnp.ndarray]:
     norm = x if isinstance(x, Normalized) else None
-    x = x if norm is None else norm.x
+    x = x if norm is None else norm.centered
     features = (self.features if isinstance(self.features, tuple)
                 else (self.features,))
     axis = tuple(a % x.ndim for a in (
@@ -291,6 +333,9 @@ class Dense(nn.Module):
     if norm is not None:
       bias = bias + jnp.tensordot(norm.bias, kernel, axes=1)
       kernel = kernel * norm.scale.reshape(in_shape + (1,) * len(features))
+    rows_scaled = norm is not None and jnp.dtype(self.dtype) == jnp.float32
+    if norm is not None and not rows_scaled:
+      x = norm.x
     x = x.astype(self.dtype)
 
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -300,8 +345,11 @@ class Dense(nn.Module):
 
     def dense(w, b):
       out_spec = letters[x.ndim:x.ndim + w.ndim - len(axis)]
-      y = product(f"{x_spec},{in_spec}{out_spec}->{batch_spec}{out_spec}", x,
-                  w.astype(self.dtype), result_rounded=True)
+      spec = f"{x_spec},{in_spec}{out_spec}->{batch_spec}{out_spec}"
+      if rows_scaled:
+        y = _row_scaled_product(spec, x, norm.rstd, w)
+      else:
+        y = product(spec, x, w.astype(self.dtype), result_rounded=True)
       return (y + b).astype(self.dtype)
 
     if self.unstack:

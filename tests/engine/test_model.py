@@ -205,12 +205,13 @@ def test_dense_folds_a_normalized_input_as_if_scale_and_bias_were_applied(featur
   dense = model_lib.Dense(features, unstack=unstack)
   params = {"dense": dense.init(jax.random.key(0), x)["params"],
             "scale": 1 + jax.random.normal(jax.random.key(2), (8,)),
-            "bias": jax.random.normal(jax.random.key(3), (8,))}
+            "bias": jax.random.normal(jax.random.key(3), (8,)),
+            "centered": x, "rstd": jax.random.uniform(jax.random.key(5), (2, 5, 1), minval=0.5)}
   params["dense"]["bias"] = jax.random.normal(jax.random.key(4), params["dense"]["bias"].shape)
 
   def loss(p, folded):
-    inputs = (model_lib.Normalized(x, p["scale"], p["bias"]) if folded
-              else x * p["scale"] + p["bias"])
+    inputs = (model_lib.Normalized(p["centered"], p["rstd"], p["scale"], p["bias"]) if folded
+              else p["centered"] * p["rstd"] * p["scale"] + p["bias"])
     out = dense.apply({"params": p["dense"]}, inputs)
     return sum(jnp.sum(jnp.sin(o)) for o in jax.tree.leaves(out)), out
 
@@ -218,11 +219,16 @@ def test_dense_folds_a_normalized_input_as_if_scale_and_bias_were_applied(featur
   np.testing.assert_allclose(jnp.stack(jax.tree.leaves(folded)), jnp.stack(jax.tree.leaves(applied)),
                              rtol=1e-5, atol=1e-5)
   grads = [jax.grad(lambda p: loss(p, f)[0])(params) for f in (True, False)]
-  for got, want in zip(*(jax.tree.leaves(g) for g in grads)):
+  for got, want in zip(*(jax.tree.leaves(g) for g in grads)):   # incl. centered and rstd
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  bf16 = model_lib.Dense(features, unstack=unstack, dtype=jnp.bfloat16).apply(
+      {"params": params["dense"]}, model_lib.Normalized(x, params["rstd"], params["scale"],
+                                                        params["bias"]))
+  np.testing.assert_allclose(jnp.stack(jax.tree.leaves(bf16)).astype(jnp.float32),
+                             jnp.stack(jax.tree.leaves(applied)), rtol=0.05, atol=0.1)
   with pytest.raises(ValueError, match="last axis"):
-    model_lib.Dense(6, axis=-2).init(jax.random.key(0), model_lib.Normalized(x, params["scale"],
-                                                                              params["bias"]))
+    model_lib.Dense(6, axis=-2).init(jax.random.key(0), model_lib.Normalized(
+        x, params["rstd"], params["scale"], params["bias"]))
 
 
 def test_folded_layer_norm_leaves_scale_and_bias_to_the_next_layer():
