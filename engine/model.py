@@ -240,6 +240,9 @@ def _accumulated_product_bwd(spec, operands, g):
   return da.astype(a.dtype), _weight_gradient(spec, a, g).astype(b.dtype)
 
 
+_accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
+
+
 def _weight_gradient(spec: str, a: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
   """The float32 gradient of `einsum(spec, a, b)`'s weight `b` for the cotangent `g`."""
   (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
@@ -251,9 +254,6 @@ def _weight_gradient(spec: str, a: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
   return db
 
 
-_accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _row_scaled_product(spec: str, a: jnp.ndarray, rows: jnp.ndarray,
                         b: jnp.ndarray) -> jnp.ndarray:
@@ -262,7 +262,7 @@ def _row_scaled_product(spec: str, a: jnp.ndarray, rows: jnp.ndarray,
   A float32 `Dense` on a `Normalized` input (`a` centered, `rows` 1/std): the weight
   gradient is computed as `a`'s product with the row-scaled cotangent. XLA transposes one
   operand of that product; `a * rows` it would recompute inside the transposing copy,
-  which then runs ~3x slower than a plain one (the float32 bench step ~2% faster this way,
+  which then runs ~3x slower than a plain one (the float32 bench step 1-2% faster this way,
   docs/bench.md).
   """
   return jnp.einsum(spec, a * rows, b, preferred_element_type=jnp.float32)
