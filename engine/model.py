@@ -223,6 +223,13 @@ def bfloat16_arithmetic() -> bool:
   return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def _operand_indices(spec: str) -> tuple[str, str, str]:
+  """"ab,bc->ac" -> ("ab", "bc", "ac")."""
+  operands, out = spec.split("->")
+  sa, sb = operands.split(",")
+  return sa, sb, out
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _accumulated_product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
@@ -234,7 +241,7 @@ def _accumulated_product_fwd(spec, a, b):
 
 def _accumulated_product_bwd(spec, operands, g):
   a, b = operands
-  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  sa, sb, out = _operand_indices(spec)
   g = g.astype(a.dtype)
   da = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
   return da.astype(a.dtype), _weight_gradient(spec, a, g).astype(b.dtype)
@@ -245,7 +252,7 @@ _accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
 
 def _weight_gradient(spec: str, a: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
   """The float32 gradient of `einsum(spec, a, b)`'s weight `b` for the cotangent `g`."""
-  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  sa, sb, out = _operand_indices(spec)
   lead = sa if a.size <= g.size else out   # the smaller operand's indices lead: "vd" -> "dv"
   indices = "".join(sorted(sb, key=lambda i: i not in lead))
   db = jnp.einsum(f"{sa},{out}->{indices}", a, g, preferred_element_type=jnp.float32)
@@ -274,7 +281,7 @@ def _row_scaled_product_fwd(spec, a, rows, b):
 
 def _row_scaled_product_bwd(spec, operands, g):
   a, rows, b = operands
-  (sa, sb), out = spec.split("->")[0].split(","), spec.split("->")[1]
+  sa, sb, out = _operand_indices(spec)
   d_scaled = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
   g_rows = g * rows.reshape(rows.shape[:-1] + (1,) * (g.ndim - rows.ndim + 1))
   return (d_scaled * rows, jnp.sum(d_scaled * a, -1, keepdims=True),
