@@ -55,8 +55,8 @@ def sample(task: str, split: str, feature_lengths: Mapping[str, int], limit: int
   French side of En-Fr and its monolingual text, say).
 
   Source examples are sampled before preprocessing, so only the sample is tokenized; text-line
-  sources (our corpora, written sorted by English source, so their first lines are not typical
-  ones) over the whole split, other sources (TFDS: shuffled when prepared, and often millions of
+  sources (our corpora: held-out splits are sorted, so their first lines are not typical ones)
+  over the whole split, other sources (TFDS: shuffled when prepared, and often millions of
   examples) over their first `window` examples (None: all). A task whose preprocessors merge
   sources (span corruption concatenates short texts) draws twice as many sources until `limit`
   examples come out or the sources run out; `limit` of those that come out are then drawn.

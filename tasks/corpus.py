@@ -14,6 +14,9 @@ ever trained on, in any language, pairs or mono):
 With `--subsample ro=0.01` the train split of en-ro keeps a seeded sample of
 1% of the biggest pair's train size. Mono text of a language is its targets
 per split; English mono is the English side (train: union over pairs).
+Train files are written in a seeded random order (`train_order`), held-out
+files sorted: a reader that takes a train file's first lines, or shuffles it
+with a small buffer, still sees typical examples.
 
 >>> parse_subsample("ro=0.01,hi=0.008")
 {'hi': 0.008, 'ro': 0.01}
@@ -99,6 +102,20 @@ def split_sources(pairs: dict[str, dict[str, str]], validation_size: int,
       test[lang] |= set(own[n_v:n_v + n_t])
       held |= val[lang] | test[lang]
   return val, test, eligible
+
+
+def train_order(rows: list, seed: int, name: str) -> list:
+  """`rows` in the seeded random order of train file `name` (sorted first, so
+  the order depends only on the set of rows, the seed and the name).
+
+  >>> train_order(["c", "a", "b"], 0, "en-fr") == train_order(["b", "c", "a"], 0, "en-fr")
+  True
+  >>> sorted(train_order(["c", "a", "b"], 0, "en-fr"))
+  ['a', 'b', 'c']
+  """
+  rows = sorted(rows)
+  random.Random(f"{seed}:train-order:{name}").shuffle(rows)
+  return rows
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -221,7 +238,9 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
   for lang, frac in fractions.items():
     rows = splits[lang]["train"]
     n = min(len(rows), max(1, round(frac * biggest)))
-    splits[lang]["train"] = sorted(random.Random(f"{seed}:{lang}").sample(rows, n))
+    splits[lang]["train"] = random.Random(f"{seed}:{lang}").sample(rows, n)
+  for lang in splits:
+    splits[lang]["train"] = train_order(splits[lang]["train"], seed, f"en-{lang}")
 
   outputs = {}
   def write(path, lines):
@@ -235,9 +254,12 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
       write(corpus.mono_file(lang, split), [_tsv_field(t) for _, t in rows])
   for split in layout_lib.SPLITS:
     english = sorted({s for lang in langs for s, _ in splits[lang][split]})
+    if split == "train":
+      english = train_order(english, seed, SOURCE)
     write(corpus.mono_file(SOURCE, split), [_tsv_field(s) for s in english])
 
-  texts = {lang: [t for _, t in splits[lang]["train"]] for lang in langs}
+  # The vocabulary's draw reads the train text in a fixed order, not the files'.
+  texts = {lang: sorted(t for _, t in splits[lang]["train"]) for lang in langs}
   texts[SOURCE] = sorted({s for lang in langs for s, _ in splits[lang]["train"]})
   vocab_lib.train_vocab({k: v for k, v in texts.items() if v}, corpus.vocab_model,
                         vocab_size=vocab_size, seed=seed, draw_size=vocab_draw)

@@ -13,6 +13,7 @@ import functools
 import pathlib
 
 import seqio
+import tensorflow as tf
 
 from ptjf.errors import UserError
 from ptjf.tasks import layout, outputs, preprocessors
@@ -49,6 +50,23 @@ def count_lines(path: pathlib.Path) -> int:
   return count + (last != b"\n")
 
 
+class ShuffledTextLineSource(seqio.TextLineDataSource):
+  """Lines of text files; shuffled, over the whole split.
+
+  SeqIO shuffles a task's examples with a buffer of 1,000 after tokenizing, so the first draws
+  of a larger file come from its first lines. Here the lines themselves are shuffled with a
+  buffer as large as the split (strings, before tokenizing: cheap), so every draw is uniform over
+  the split from the first one on, and each epoch is a new order (the seed sets them all).
+  """
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed: int | None = None,
+                  shard_info: seqio.ShardInfo | None = None, **kwargs) -> tf.data.Dataset:
+    ds = super().get_dataset(split, shuffle, seed, shard_info, **kwargs)
+    if shuffle:
+      ds = ds.shuffle(max(self.num_input_examples(split) or 1, 1), seed=seed)
+    return ds
+
+
 def _task_files(corpus: layout.CorpusLayout) -> dict[str, tuple[str, dict]]:
   """Task name -> (kind "translate" | "span_corruption" and lang, split files)."""
   files = {}
@@ -65,7 +83,7 @@ def _task_files(corpus: layout.CorpusLayout) -> dict[str, tuple[str, dict]]:
 
 def _make_task(name: str, kind: str, lang: str, split_files: dict,
                vocab: seqio.Vocabulary, prefix: str) -> seqio.Task:
-  source = seqio.TextLineDataSource(
+  source = ShuffledTextLineSource(
       split_to_filepattern={s: str(p) for s, p in split_files.items()},
       num_input_examples={s: count_lines(p) for s, p in split_files.items()})
   if kind == "translate":

@@ -70,6 +70,19 @@ def test_subsample_is_fraction_of_biggest_train(tmp_path):
   assert len(c.mono_file("ro", "train").read_text().splitlines()) == 27
 
 
+def test_train_files_are_in_random_order_held_out_sorted(tmp_path):
+  _build(tmp_path)
+  c = layout.CorpusLayout(tmp_path / "corpus")
+  for path in (c.pair_file("fr", "train"), c.mono_file("en", "train"), c.mono_file("fr", "train")):
+    lines = path.read_text().splitlines()
+    assert lines != sorted(lines)
+    # No long sorted stretch: a random order of n lines has about n / 2 ascents.
+    ascents = sum(a < b for a, b in zip(lines, lines[1:]))
+    assert 0.35 < ascents / (len(lines) - 1) < 0.65
+  validation = c.pair_file("fr", "validation").read_text().splitlines()
+  assert validation == sorted(validation)
+
+
 def test_same_hash_twice_and_up_to_date(tmp_path):
   a = _build(tmp_path, out="a")
   b = _build(tmp_path, out="b")

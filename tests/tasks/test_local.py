@@ -1,4 +1,5 @@
 """Local SeqIO tasks over the tiny synthetic corpus."""
+import numpy as np
 import seqio
 
 import pytest
@@ -102,3 +103,50 @@ def test_missing_corpus_says_how_to_build_it(tmp_path, monkeypatch):
   monkeypatch.setenv(layout.CORPUS_DIR_ENV, str(tmp_path / "env_corpus"))
   with pytest.raises(UserError, match="env_corpus"):
     local.register_local_tasks()
+
+
+@pytest.fixture(scope="module")
+def numbered_corpus(tmp_path_factory) -> layout.CorpusLayout:
+  """One pair, en-xx, whose 5,000 training lines are in file order 0..4999 (as the old sorted
+  files were): a line's target is its index."""
+  import sentencepiece as spm
+  corpus = layout.CorpusLayout(tmp_path_factory.mktemp("numbered"))
+  for split, n in (("train", 5000), ("validation", 10)):
+    path = corpus.pair_file("xx", split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"line {i}\t{i}\n" for i in range(n)))
+  corpus.vocab_model.parent.mkdir(parents=True, exist_ok=True)
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter([f"line {i} {i}" for i in range(5000)]),
+      model_prefix=str(corpus.vocab_model.with_suffix("")), vocab_size=60,
+      user_defined_symbols=["<2xx>"], hard_vocab_limit=False,
+      pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+  return corpus
+
+
+def _first_draws(task: str, seed: int, n: int, via_engine: bool) -> list[int]:
+  """The line indices of a task's first `n` training examples, read as T5X reads a SeqIO
+  task (the registry's get_dataset) or as the local engine does (engine.data.task_stream)."""
+  from ptjf.engine import data
+  vocab = seqio.get_mixture_or_task(task).output_features["targets"].vocabulary
+  if via_engine:
+    stream = data.task_stream(task, "train", LENGTHS, seed)
+    targets = (ex["decoder_target_tokens"] for ex in stream)
+  else:
+    ds = seqio.get_mixture_or_task(task).get_dataset(LENGTHS, split="train", shuffle=True,
+                                                     seed=seed, num_epochs=None)
+    targets = (ex["targets"] for ex in ds.as_numpy_iterator())
+  return [int(vocab.decode([int(t) for t in ids if t > 1]))
+          for ids, _ in zip(targets, range(n))]
+
+
+@pytest.mark.parametrize("via_engine", [False, True])
+def test_training_stream_draws_over_the_whole_split(numbered_corpus, via_engine):
+  local.register_local_tasks(numbered_corpus.root)
+  draws = _first_draws("translate_en_xx", seed=0, n=2000, via_engine=via_engine)
+  tenths = np.bincount(np.array(draws) // 500, minlength=10)
+  # Uniform draws put 200 +- 13 (one standard deviation) in each tenth; SeqIO's default
+  # 1,000-example buffer put all 2,000 in the first 3,000 lines.
+  assert tenths.min() > 140 and tenths.max() < 260, tenths
+  other = _first_draws("translate_en_xx", seed=1, n=100, via_engine=via_engine)
+  assert len(set(draws[:100]) & set(other)) < 20  # another DATA_SEED reads other lines
