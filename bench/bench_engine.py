@@ -142,7 +142,8 @@ def compile_step(cfg: model_lib.TransformerConfig,
   params = model.init(jax.random.key(0), first["encoder_input_tokens"],
                       first["decoder_input_tokens"])["params"]
   opt_state = optimizer.init(params)
-  step = train_lib.make_train_step(model, optimizer, SPEC["label_smoothing"], 0)
+  step = train_lib.make_train_step(model, optimizer, SPEC["label_smoothing"],
+                                   train_lib.dropout_key(0, 0))
   start = time.perf_counter()
   compiled = step.lower(params, opt_state, first, np.int32(0)).compile()
   return EngineStep(cfg, compiled, params, opt_state, time.perf_counter() - start)

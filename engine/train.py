@@ -72,12 +72,18 @@ class _Writers:
       w.flush()
 
 
+def dropout_key(random_seed: int, phase_seed: int) -> jax.Array:
+  """The dropout key of a phase: RANDOM_SEED and the phase's own seed (its DATA_SEED), so a
+  phase that starts from another draws new masks rather than replaying its parent's."""
+  return jax.random.fold_in(jax.random.key(random_seed + 1), phase_seed)
+
+
 def make_train_step(model: model_lib.Transformer, tx: optax.GradientTransformation,
-                    label_smoothing: float, random_seed: int) -> Callable:
+                    label_smoothing: float, key: jax.Array) -> Callable:
   """The jitted step `(params, opt_state, batch, step) -> (params, opt_state, LossSums)`.
 
-  Dropout is seeded by `random_seed` and the step; params and optimizer state are donated.
-  (bench/bench_engine.py times this same function.)
+  Dropout masks come from `key` (`dropout_key`) folded with the step; params and optimizer
+  state are donated. (bench/bench_engine.py times this same function.)
   """
   def loss_fn(p, batch, rng):
     logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"],
@@ -87,7 +93,7 @@ def make_train_step(model: model_lib.Transformer, tx: optax.GradientTransformati
     return sums.loss / jnp.maximum(sums.weight_sum, 1.0), sums
 
   def train_step(p, o, batch, step):
-    rng = jax.random.fold_in(jax.random.key(random_seed + 1), step)
+    rng = jax.random.fold_in(key, step)
     grads, sums = jax.grad(loss_fn, has_aux=True)(p, batch, rng)
     updates, o = tx.update(grads, o, p)
     return optax.apply_updates(p, updates), o, sums
@@ -138,8 +144,10 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
 
   restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
     optimizer state, step 0, schedule from its start); "continue" (its step and optimizer state).
-  data_seed: seeds the training data order (default random_seed); a phase that starts from
-    another should use a new one, or it re-reads the examples its parent read first.
+  data_seed: the phase's own seed (default random_seed): its training data order and, with
+    random_seed, its dropout masks; a phase that starts from another should use a new one, or
+    it re-reads the examples (and replays the masks) its parent began with.
+  label_smoothing: of the training loss (T5X's; evaluation is plain cross-entropy).
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
     `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
   freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
@@ -188,7 +196,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   print(f"{model_dir}: {restore_mode if latest is None else 'resumed'} at step {step}, "
         f"learning rate {float(lr_fn(step)):.3g}", flush=True)
 
-  train_step = make_train_step(model, tx, label_smoothing, random_seed)
+  phase_seed = random_seed if data_seed is None else data_seed
+  train_step = make_train_step(model, tx, label_smoothing, dropout_key(random_seed, phase_seed))
 
   @jax.jit
   def eval_step(p, batch):
@@ -240,8 +249,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     mgr.wait_until_finished()
 
   batches = data.prefetch(data.MixtureBatches(mixture_or_task_name, lengths, batch_size,
-                                              random_seed if data_seed is None else data_seed,
-                                              start_position))
+                                              phase_seed, start_position))
   if step == 0:
     run_eval()
   window, window_start, t0 = None, step, time.time()

@@ -14,6 +14,7 @@ are skipped, and every failure is listed at the end with its log.
           runs/ro_fr/ptjf_r0.3/finetune/log.txt
     [4/4] ro_fr/ptjf_r0.5/finetune: done before (checkpoint_1000), reused
 """
+import ast
 import concurrent.futures
 import dataclasses
 import datetime
@@ -25,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
@@ -228,6 +229,17 @@ def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
   return sizes, corpus_hash
 
 
+def local_macro_default(name: str) -> Any:
+  """A macro's value in gin/local/base.gin (the local engine's defaults), or None.
+
+  >>> local_macro_default("LABEL_SMOOTHING")
+  0.1
+  """
+  text = (t5x.ptjf_root() / "gin" / "local" / "base.gin").read_text()
+  match = re.search(rf"^{name}\s*=\s*([^#\n]+)", text, re.MULTILINE)
+  return ast.literal_eval(match.group(1).strip()) if match else None
+
+
 def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
                  corpus_hash: str | None) -> dict:
   """The ptjf_phase.json of a phase (design.md section 4)."""
@@ -257,6 +269,9 @@ def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
   overrides = {**exp.overrides, **dict(phase.overrides)}
   if overrides:
     record["overrides"] = overrides
+  if exp.engine == "local":
+    record["label_smoothing"] = overrides.get("LABEL_SMOOTHING",
+                                              local_macro_default("LABEL_SMOOTHING"))
   return record
 
 

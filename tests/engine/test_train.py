@@ -76,6 +76,15 @@ def test_two_phase_reset(tiny_corpus, tmp_path, capsys):
   assert counts and all(int(c) == 1 for c in counts)
 
 
+def test_a_phase_draws_its_own_dropout_masks():
+  from ptjf.engine import dropout
+  masks = {seed: np.asarray(dropout.mask_bits(train.dropout_key(0, seed), (64,)))
+           for seed in (0, 1)}
+  assert not np.array_equal(masks[0], masks[1])   # a fine-tune (DATA_SEED 1) vs its parent
+  again = np.asarray(dropout.mask_bits(train.dropout_key(0, 1), (64,)))
+  assert np.array_equal(masks[1], again)
+
+
 def test_params_only_load_is_exact_and_fresh(tiny_corpus, tmp_path):
   _run(tiny_corpus, tmp_path / "p1", train_steps=2)
   params = _restore(tmp_path / "p1" / "checkpoint_2")["params"]

@@ -98,7 +98,7 @@ def test_runs_in_order_then_reuses_everything(tmp_path, fake, capsys):
       "batch_size": 8,
       "start": {"mode": "params_only",
                 "from": "pretrain_s6/pretrain/checkpoint_6"},
-      "corpus_hash": None, "engine": "local"}
+      "corpus_hash": None, "engine": "local", "label_smoothing": 0.1}
 
   again = execute.run_plan(exp, runs, command_builder=fake)
   assert again.ok and not again.ran and len(again.reused) == 4
@@ -269,6 +269,7 @@ def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
       (runs / "ro_fr/scal_r0.5/main/ptjf_phase.json").read_text())
   assert record["task_sizes"] == {"translate_en_fr": 400, "translate_en_ro": 40}
   assert record["corpus_hash"] == "c0ffee"
+  assert record["label_smoothing"] == 0.1   # gin/local/base.gin's LABEL_SMOOTHING
   missing = {**PLAN, "experiment": {**PLAN["experiment"],
                                     "low": "translate_en_de"}}
   with pytest.raises(UserError, match="unknown local task 'translate_en_de'"):
