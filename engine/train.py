@@ -137,7 +137,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           eval_period: int = 50, checkpoint_period: int = 100, log_period: int = 10,
           restore_mode: str = "scratch", init_checkpoint: Optional[str] = None,
           random_seed: int = 0, data_seed: Optional[int] = None, label_smoothing: float = 0.0, eval_examples: int = 64,
-          eval_train_examples: int = 64, bleu_examples: int = 0, beam_size: int = 4,
+          eval_train_examples: int = 64, bleu_examples: int = 0, bleu_period: int = 0,
+          beam_size: int = 4,
           freeze: Sequence[str] = (), also_evaluate: Sequence[str] = (),
           keep_checkpoints: int = 3, progress: Optional[Callable[[int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
@@ -149,7 +150,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     it re-reads the examples (and replays the masks) its parent began with.
   label_smoothing: of the training loss (T5X's; evaluation is plain cross-entropy).
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
-    `beam_size`) at every checkpoint and writes sacrebleu BLEU to inference_eval/<task>/.
+    `beam_size`) at the last step, and every `bleu_period` steps if > 0, and writes sacrebleu
+    BLEU to inference_eval/<task>/.
   freeze: regexes of parameter paths (e.g. "embedding") left untouched by this phase.
   also_evaluate: tasks (or mixtures: their tasks) evaluated like the mixture's own but not
     trained on (the high-resource task while fine-tuning on the low-resource one alone: what it
@@ -277,9 +279,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
       progress(step, loss)
     if at_eval or step == train_steps:
       run_eval()
+    if bleu_sets and (step == train_steps or (bleu_period and step % bleu_period == 0)):
+      run_bleu()
     if at_save or step == train_steps:
-      if bleu_sets:
-        run_bleu()
       save()
     window, window_start, t0 = None, step, time.time()
   writer.flush()

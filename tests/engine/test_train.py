@@ -49,7 +49,7 @@ def _restore(checkpoint: pathlib.Path) -> dict:
 
 
 def test_two_phase_reset(tiny_corpus, tmp_path, capsys):
-  tasks, mix = _run(tiny_corpus, tmp_path / "p1", bleu_examples=3, beam_size=2)
+  tasks, mix = _run(tiny_corpus, tmp_path / "p1", bleu_examples=3, bleu_period=2, beam_size=2)
   for sub in ["train", *(f"training_eval/{t}" for t in tasks), f"training_eval/{mix}",
               *(f"training_eval_train/{t}" for t in tasks), *(f"inference_eval/{t}" for t in tasks)]:
     assert os.listdir(tmp_path / "p1" / sub), sub
@@ -60,20 +60,23 @@ def test_two_phase_reset(tiny_corpus, tmp_path, capsys):
   assert int(p1["step"]) == 4 and p1["seen"].sum() > 0
 
   _run(tiny_corpus, tmp_path / "p2", restore_mode="params_only",
-       init_checkpoint=str(tmp_path / "p1" / "checkpoint_4"), train_steps=1, checkpoint_period=100)
+       init_checkpoint=str(tmp_path / "p1" / "checkpoint_4"), train_steps=3, checkpoint_period=100,
+       bleu_examples=3, beam_size=2)
   assert "params_only at step 0" in capsys.readouterr().out
-  p2 = _restore(tmp_path / "p2" / "checkpoint_1")
-  assert int(p2["step"]) == 1
+  # Without a BLEU period, BLEU is decoded at the last step only.
+  assert _scalars(tmp_path / "p2" / "inference_eval" / translate, "bleu").keys() == {3}
+  p2 = _restore(tmp_path / "p2" / "checkpoint_3")
+  assert int(p2["step"]) == 3
   # Phase 2's first step used phase 1's final parameters: its step-0 eval equals them.
   eval1 = _scalars(tmp_path / "p1" / "training_eval" / mix, "loss")
   eval2 = _scalars(tmp_path / "p2" / "training_eval" / mix, "loss")
   assert eval2[0] == pytest.approx(eval1[4], rel=1e-5)
-  # LR restarts at the warmup (schedule step 0), and Adam's state is fresh: count 1 after 1 step.
+  # LR restarts at the warmup (schedule step 0), and Adam's state is fresh: count 3 after 3 steps.
   lr1 = _scalars(tmp_path / "p1" / "train", "learning_rate")
   lr2 = _scalars(tmp_path / "p2" / "train", "learning_rate")
   assert lr2[1] == pytest.approx(lr1[1]) and lr2[1] < lr1[2]
   counts = [leaf for leaf in jax.tree.leaves(p2["opt_state"]) if np.ndim(leaf) == 0]
-  assert counts and all(int(c) == 1 for c in counts)
+  assert counts and all(int(c) == 3 for c in counts)
 
 
 def test_a_phase_draws_its_own_dropout_masks():
