@@ -188,6 +188,7 @@ def experiment_numbers(phases: list[runs_lib.Phase],
   ptjf_best = min((low_loss(p, low) for p in ptjf
                    if low_loss(p, low) is not None), default=None)
   if scal_best is not None and ptjf_best is not None:
+    out["ptjf_best_low"], out["scalarization_best_low"] = ptjf_best, scal_best
     out["ptjf_gain_abs"] = scal_best - ptjf_best
     out["ptjf_gain_pct"] = 100.0 * (scal_best - ptjf_best) / scal_best
     # Data efficiency at a loss both methods reach: the higher of their bests.
@@ -224,6 +225,24 @@ def gain_sentence(numbers: dict) -> str:
   word = "lower" if abs_gain >= 0 else "higher"
   return (f"best PTJF low-resource validation loss is {_fmt(abs(abs_gain))} "
           f"{word} ({_fmt(abs(pct))}%) than the best scalarization")
+
+
+def verdict(numbers: dict) -> str | None:
+  """Whether PTJF won on the low-resource task, and by how much: the report's first line.
+
+  >>> verdict({"experiment": "demo", "low_task": "ro", "ptjf_best_low": 3.8,
+  ...          "scalarization_best_low": 4.0, "ptjf_gain_abs": 0.2, "ptjf_gain_pct": 5.0})
+  'demo: PTJF won on ro: best validation loss 3.8 vs scalarization 4 (0.2 lower, 5%)'
+  """
+  if "ptjf_gain_abs" not in numbers:
+    return None
+  gain = numbers["ptjf_gain_abs"]
+  word = "won" if gain > 0 else "lost"
+  return (f"{numbers['experiment']}: PTJF {word} on {numbers['low_task']}: best validation "
+          f"loss {_fmt(numbers['ptjf_best_low'])} vs scalarization "
+          f"{_fmt(numbers['scalarization_best_low'])} "
+          f"({_fmt(abs(gain))} {'lower' if gain > 0 else 'higher'}, "
+          f"{_fmt(abs(numbers['ptjf_gain_pct']))}%)")
 
 
 def summary_lines(numbers: dict) -> list[str]:

@@ -22,7 +22,7 @@ color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid
 td:nth-child(-n+3){text-align:left}
 img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f6f6f6;
 padding:.5em;overflow-x:auto;font-size:12px}details{margin:.3em 0}
-.num{font-size:1.05em}"""
+.num{font-size:1.05em}.verdict{font-size:1.2em;font-weight:bold}"""
 
 
 def _by_experiment(phases, rows):
@@ -165,9 +165,11 @@ def write_report(runs_dir, out_dir=None, low_task: str | None = None
   """
   runs_dir = pathlib.Path(runs_dir)
   out = pathlib.Path(out_dir) if out_dir else runs_dir / "report"
-  sections, markdown = [], [f"# ptjf report: {runs_dir}\n"]
-  for experiment, exp_phases, exp_rows, numbers in _experiments(
-      runs_dir, low_task, out / "scalars.csv"):
+  experiments = _experiments(runs_dir, low_task, out / "scalars.csv")
+  verdicts = [v for *_, numbers in experiments if not isinstance(numbers, UserError)
+              and (v := numbers_lib.verdict(numbers))]
+  sections, markdown = [], [f"# ptjf report: {runs_dir}\n", *(f"**{v}**\n" for v in verdicts)]
+  for experiment, exp_phases, exp_rows, numbers in experiments:
     head = f"<h2>{html.escape(experiment)}</h2>"
     if isinstance(numbers, UserError):
       reason = str(numbers).splitlines()[0]
@@ -184,7 +186,8 @@ def write_report(runs_dir, out_dir=None, low_task: str | None = None
     markdown.append("Figures: " + ", ".join(f"`{p.name}`" for p in pngs) + "\n")
   page = (f"<!doctype html><html><head><meta charset='utf-8'><title>ptjf "
           f"report</title><style>{_CSS}</style></head><body><h1>ptjf report"
-          f"</h1><p><code>{html.escape(str(runs_dir))}</code> &mdash; every "
+          "</h1>" + "".join(f"<p class=verdict>{html.escape(v)}</p>" for v in verdicts)
+          + f"<p><code>{html.escape(str(runs_dir))}</code> &mdash; every "
           "scalar as a tidy table: <a href='scalars.csv'>scalars.csv</a>; "
           "examples seen are counted within each phase</p>"
           + "".join(sections) + "</body></html>")

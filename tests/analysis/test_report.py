@@ -75,6 +75,9 @@ def test_write_report_page_figures_tables(sweep_dir, tmp_path):
   assert json.loads(ro[0]["rates"])["translate_en_ro"] == 0.5
   md = (tmp_path / "out" / "report.md").read_text()
   assert "| ptjf |" in md and "lower (" in md
+  # The first line after the title says whether PTJF won, and by how much.
+  assert md.splitlines()[2].startswith("**nmt: PTJF won on translate_en_ro: best validation loss")
+  assert html.index("class=verdict>nmt: PTJF won") < html.index("<h2>")
 
 
 def test_cli_prints_page_path_last(sweep_dir, tmp_path, capsys):
