@@ -118,7 +118,12 @@ def load(name: str, config: Config | None = None) -> Config:
   path = ROOT / name
   assert path.is_file(), f"include {name} does not resolve under {ROOT}"
   config.files.append(name)
-  for statement in config_parser.ConfigParser(path.read_text(), _Delegate()):
+  return parse(path.read_text(), config)
+
+
+def parse(text: str, config: Config) -> Config:
+  """Adds the statements of one gin text to `config` (includes via load)."""
+  for statement in config_parser.ConfigParser(text, _Delegate()):
     if isinstance(statement, config_parser.IncludeStatement):
       load(statement.filename, config)
     elif isinstance(statement, config_parser.ImportStatement):
@@ -212,6 +217,8 @@ def test_nmt_files_hold_the_paper_setup():
   assert (_value(pre, "BATCH_SIZE"), _value(pre, "WARMUP_STEPS"),
           _value(pre, "TRAIN_STEPS")) == (1024, 40000, 400000)
   assert _value(pre, "optax.warmup_cosine_decay_schedule", "end_value") == 0.0
+  assert _value(pre, "models.EncoderDecoderModel.predict_batch_with_aux",
+                "num_decodes") == 4   # BLEU with beam 4
   assert pre.macros["MIXTURE_OR_TASK_NAME"] == Ref("@", "mixtures.local_task")
   ft = load("gin/ptjf_nmt3_finetune.gin")
   assert ft.macros["MIXTURE_OR_TASK_NAME"] == Ref("@", "mixtures.rate_mixture")
@@ -364,6 +371,9 @@ def test_nmt_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
   lines = bleu.read_text().splitlines()
   assert [json.loads(l)["step"] for l in lines] == [2, 3]
   assert "bleu" in json.loads(bleu.read_text().splitlines()[-1])
+  operative = parse((tmp_path / "ft/config.gin").read_text(), Config())
+  assert _value(operative, "models.EncoderDecoderModel.predict_batch_with_aux",
+                "num_decodes") == 4   # what BLEU decoded with: beam 4
 
 
 @pytest.mark.t5x
