@@ -9,6 +9,10 @@ readers (`tf.data.TFRecordDataset`, `tf.compat.v1.Event`, `tf.make_ndarray`):
     inference_eval/<task>/      split "inference" (bleu; T5X's "eval/" prefix
                                 is dropped), plus <task>-metrics.jsonl lines
 
+The loss analysis compares is LOSS, the plain cross-entropy per real target
+token both engines write (docs/design.md section 3); T5X's own `loss` is
+label-smoothed on NMT and holds the z-loss on mC4.
+
 A truncated or corrupt event file is reported with a warning naming the file and
 what was read before the damage is kept.
 """
@@ -22,6 +26,7 @@ import warnings
 from ptjf.analysis import runs as runs_lib
 
 MIXTURE_TASK = "*"
+LOSS = "plain_cross_ent_per_real_target_token"   # engine/losses.py PLAIN_CROSS_ENT
 _SPLIT_DIRS = {"training_eval": "validation", "training_eval_train": "train",
                "inference_eval": "inference"}
 
@@ -125,6 +130,24 @@ def _examples_seen(phase: runs_lib.Phase, seen: dict[str, dict[int, float]],
   return float(step * phase.batch_size * phase.rates.get(task, 0.0))
 
 
+def _stand_in_losses(phase: runs_lib.Phase, raw: list[tuple]) -> list[tuple]:
+  """LOSS rows copied from `loss` for eval folders written before LOSS existed.
+
+  The local engine's eval `loss` was then this very quantity; T5X's is
+  label-smoothed (NMT), so such a T5X phase gets a warning.
+  """
+  have = {(task, split) for task, split, _, metric, _ in raw if metric == LOSS}
+  old = [(task, split, step, LOSS, value)
+         for task, split, step, metric, value in raw
+         if metric == "loss" and task != MIXTURE_TASK and split != "inference"
+         and (task, split) not in have]
+  if old and phase.engine == "t5x":
+    warnings.warn(f"{phase.path} has no {LOSS} summaries (written before "
+                  "ptjf's T5X model added them): its label-smoothed `loss` "
+                  "stands in; re-run the phase to compare it with others")
+  return old
+
+
 def read_phase_rows(phase: runs_lib.Phase) -> list[Row]:
   """All scalars of one phase as rows of the tidy table."""
   raw = []  # (task, split, step, metric, value)
@@ -146,6 +169,7 @@ def read_phase_rows(phase: runs_lib.Phase) -> list[Row]:
         task = jsonl.name.removesuffix("-metrics.jsonl")
         raw += [(task, split, s, m, v) for s, m, v in _read_jsonl(jsonl)
                 if (task, s, m) not in have]
+  raw += _stand_in_losses(phase, raw)
   seen: dict[str, dict[int, float]] = {}
   for task, split, step, metric, value in raw:
     if split == "train" and task == MIXTURE_TASK and metric.startswith(

@@ -6,6 +6,7 @@ the runs hold nothing to draw; `save` writes it as PNG and SVG.
 """
 import pathlib
 
+from ptjf.analysis import events as events_lib
 from ptjf.analysis import numbers as numbers_lib
 from ptjf.analysis import pareto
 
@@ -130,7 +131,7 @@ def tradeoff_figure(points, low: str, high: str):
   low-resource line, colour = low-resource rate."""
   plt = _plt()
   splits = [("validation", "validation loss")]
-  if any(("train", "loss", low) in p.final for p in points):
+  if any(("train", events_lib.LOSS, low) in p.final for p in points):
     splits.append(("train", "training-split loss"))
   fig, axes = plt.subplots(1, len(splits), figsize=(6 * len(splits), 4.8),
                            squeeze=False)
@@ -140,7 +141,7 @@ def tradeoff_figure(points, low: str, high: str):
   mappable = None
   for ax, (split, name) in zip(axes[0], splits):
     mappable = _front_panel(
-        ax, points, _final(split, "loss"), low, high, f"{high} {name}",
+        ax, points, _final(split, events_lib.LOSS), low, high, f"{high} {name}",
         f"{low} {name}", name,
         best_line=best if split == "validation" else None)
   if mappable is None:
@@ -214,7 +215,7 @@ def language_bars_figure(points, tasks: list[str]):
   for i, label in enumerate(labels):
     values = []
     for task in tasks:
-      losses = [p.final.get(("validation", "loss", task)) for p in points
+      losses = [p.final.get(("validation", events_lib.LOSS, task)) for p in points
                 if p.label == label]
       values.append(min((l for l in losses if l is not None),
                         default=float("nan")))
@@ -239,7 +240,7 @@ def pretrain_ablation_figure(points, low: str, high: str):
   if len(lengths) < 2:
     return None
   plt = _plt()
-  key = _final("validation", "loss")
+  key = _final("validation", events_lib.LOSS)
   fig, (front_ax, ax) = plt.subplots(1, 2, figsize=(12, 4.5))
   groups = [("scalarization", "gray", "o",
              [p for p in points if p.method == numbers_lib.SCALARIZATION])]

@@ -111,11 +111,11 @@ def low_curve(point: RunPoint, task: str, whole_run: bool
   if not whole_run:
     rows = point.rows
     return sorted((r.examples_seen, r.value) for r in rows
-                  if r.split == "validation" and r.metric == "loss"
+                  if r.split == "validation" and r.metric == events_lib.LOSS
                   and r.task == task and r.examples_seen is not None)
   by_phase: dict[str, list[events_lib.Row]] = {}
   for r in point.all_rows:
-    if r.split == "validation" and r.metric == "loss" and r.task == task and (
+    if r.split == "validation" and r.metric == events_lib.LOSS and r.task == task and (
         r.examples_seen is not None):
       by_phase.setdefault(r.phase, []).append(r)
   curve, offset = [], 0.0
@@ -143,7 +143,7 @@ def compute_steps(phases: list[runs_lib.Phase], rows: list[events_lib.Row],
 
 def low_loss(point: RunPoint, low: str) -> float | None:
   """The run's final validation loss on the low-resource task."""
-  return point.final.get(("validation", "loss", low))
+  return point.final.get(("validation", events_lib.LOSS, low))
 
 
 def best_by_method(points: list[RunPoint], low: str) -> dict[str, RunPoint]:
@@ -162,7 +162,7 @@ def examples_to_reach(points: list[RunPoint], task: str,
   """Fewest examples of `task` (phase-local) at which any of the runs had a
   validation loss on it <= target; None if none did."""
   hits = [r.examples_seen for p in points for r in p.rows
-          if r.split == "validation" and r.metric == "loss" and r.task == task
+          if r.split == "validation" and r.metric == events_lib.LOSS and r.task == task
           and r.value <= target and r.examples_seen is not None]
   return min(hits, default=None)
 
@@ -196,7 +196,7 @@ def experiment_numbers(phases: list[runs_lib.Phase],
     out["ptjf_examples_to_reach"] = examples_to_reach(ptjf, low, target)
     out["scalarization_examples_to_reach"] = examples_to_reach(scal, low, target)
   if high and scal and ptjf:
-    key = lambda p: tuple(p.final.get(("validation", "loss", t))
+    key = lambda p: tuple(p.final.get(("validation", events_lib.LOSS, t))
                           for t in [low] + high)
     scal_pts = [key(p) for p in scal if None not in key(p)]
     ptjf_pts = [key(p) for p in ptjf if None not in key(p)]

@@ -73,7 +73,7 @@ def _runs_table(phases, rows, low: str) -> str:
   scalarization run dominates them), then per-run details."""
   points = numbers_lib.run_points(phases, rows)
   tasks = numbers_lib.tasks_of(phases)
-  losses = lambda p: tuple(p.final.get(("validation", "loss", t))
+  losses = lambda p: tuple(p.final.get(("validation", events_lib.LOSS, t))
                            for t in tasks)
   scal = [losses(p) for p in points if p.method == numbers_lib.SCALARIZATION
           and None not in losses(p)]

@@ -25,14 +25,6 @@ from ptjf.errors import UserError
 from ptjf.tasks import mixtures
 
 
-def _metrics(sums: losses.LossSums) -> dict:
-  """T5X tag values from loss sums (eval loss = plain CE per target token)."""
-  n = max(float(sums.weight_sum), 1.0)
-  return {"loss": float(sums.cross_ent) / n, "cross_ent_loss": float(sums.cross_ent),
-          "cross_ent_loss_per_all_target_tokens": float(sums.cross_ent) / n,
-          "accuracy": float(sums.correct) / n}
-
-
 def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int) -> list[dict]:
   """A fixed random sample of `limit` examples of a split (the same for every run and seed), as
   full batches padded with weight-0 rows."""
@@ -90,7 +82,7 @@ def make_train_step(model: model_lib.Transformer, tx: optax.GradientTransformati
                          enable_dropout=model.config.dropout_rate > 0, rngs={"dropout": rng})
     sums = losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"],
                                 label_smoothing)
-    return sums.loss / jnp.maximum(sums.weight_sum, 1.0), sums
+    return sums.loss_per_batch, sums
 
   def train_step(p, o, batch, step):
     rng = jax.random.fold_in(key, step)
@@ -204,7 +196,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   @jax.jit
   def eval_step(p, batch):
     logits = model.apply({"params": p}, batch["encoder_input_tokens"], batch["decoder_input_tokens"])
-    return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"])
+    return losses.cross_entropy(logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"],
+                                label_smoothing)
 
   writer = _Writers(model_dir)
   eval_tasks = tasks + sorted({t for name in also_evaluate for t in mixtures.mixture_rates(name)}
@@ -226,11 +219,11 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           sums = s if sums is None else jax.tree.map(jnp.add, sums, s)
         if sums is None:
           continue
-        writer(f"{prefix}/{task}").write_scalars(step, _metrics(sums))
+        writer(f"{prefix}/{task}").write_scalars(step, losses.summaries(sums))
         if task in rates:
           total = sums if total is None else jax.tree.map(jnp.add, total, sums)
       if total is not None and len(tasks) > 1:
-        writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, _metrics(total))
+        writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, losses.summaries(total))
 
   def run_bleu():
     for task, examples in bleu_sets.items():
@@ -270,7 +263,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
       raise UserError(f"loss is {loss} between steps {window_start} and {step}: lower "
                       f"LEARNING_RATE; the last good checkpoint is kept in {model_dir}")
     elapsed = time.time() - t0
-    scalars = {**_metrics(window), "loss": loss, "learning_rate": float(lr_fn(step - 1)),
+    scalars = {**losses.summaries(window), "learning_rate": float(lr_fn(step - 1)),
                "timing/steps_per_second": (step - window_start) / max(elapsed, 1e-9)}
     scalars.update({f"examples_seen/{t}": int(seen[i, 0]) for i, t in enumerate(tasks)})
     scalars.update({f"tokens_seen/{t}": int(seen[i, 1]) for i, t in enumerate(tasks)})

@@ -1,4 +1,5 @@
 """Trade-off figures drawn from hand-made run summaries."""
+from ptjf.analysis import events
 from ptjf.analysis import figures
 from ptjf.analysis import numbers
 
@@ -6,7 +7,7 @@ HIGH, LOW = "translate_en_fr", "translate_en_ro"
 
 
 def _point(run: str, method: str, high: float, low: float) -> numbers.RunPoint:
-  final = {("validation", "loss", HIGH): high, ("validation", "loss", LOW): low}
+  final = {("validation", events.LOSS, HIGH): high, ("validation", events.LOSS, LOW): low}
   return numbers.RunPoint(experiment="x", run=run, method=method, label=method,
                           last_phase="main", rates={LOW: 0.2}, parent_steps=0,
                           total_steps=100, final=final, rows=[], all_rows=[])

@@ -69,3 +69,23 @@ def test_gradient_equals_autodiff_of_log_softmax(s):
   loss, cross_ent = _reference(logits, targets, weights, s)
   np.testing.assert_allclose(out.loss, loss - entropy * jnp.sum(weights), rtol=1e-5)
   np.testing.assert_allclose(out.cross_ent, cross_ent, rtol=1e-5)
+
+
+class _T5xModel:
+  """What with_plain_cross_entropy needs of a T5X model: its metrics method."""
+
+  def _compute_metrics(self, logits, targets, mask, loss, z_loss=None, segment_ids=None):
+    return {"loss": loss}
+
+
+def test_t5x_model_reports_plain_cross_entropy_pooled_over_batches():
+  model = losses.with_plain_cross_entropy(_T5xModel())
+  rng = np.random.default_rng(3)
+  batches = [(rng.standard_normal((2, 3, 5)).astype(np.float32), rng.integers(0, 5, (2, 3)),
+              np.array([[1, 1, 0], [1, 0, 0]], np.float32)) for _ in range(2)]
+  metrics = [model._compute_metrics(logits=x, targets=t, mask=w, loss=7.0)
+             for x, t, w in batches]
+  assert metrics[0]["loss"] == 7.0   # T5X's own metrics are kept
+  merged = metrics[0][losses.PLAIN_CROSS_ENT].merge(metrics[1][losses.PLAIN_CROSS_ENT])
+  plain = sum(float(losses.cross_entropy(x, t, w).cross_ent) for x, t, w in batches)
+  np.testing.assert_allclose(merged.compute(), plain / 6, rtol=1e-6)   # 3 real tokens each

@@ -12,8 +12,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ptjf.analysis import events
-from ptjf.engine import optim, train
+from ptjf.analysis import events, runs
+from ptjf.engine import losses, optim, train
 from ptjf.errors import UserError
 from ptjf.tasks import local, mixtures
 
@@ -140,6 +140,25 @@ def test_also_evaluate_measures_a_task_not_trained_on(tiny_corpus, tmp_path):
     assert _scalars(tmp_path / "p" / split / other, "cross_ent_loss").keys() == {0, 2}
   seen = _restore(tmp_path / "p" / "checkpoint_2")["seen"]
   assert seen.shape == (1, 2)   # examples are counted for the trained task only
+
+
+def test_eval_tags_are_t5x_s_and_analysis_reads_the_plain_cross_entropy(tiny_corpus, tmp_path):
+  task = _translation_tasks(tiny_corpus)[0]
+  train.train(model_dir=str(tmp_path / "p"), mixture_or_task_name=task,
+              task_feature_lengths=LENGTHS, batch_size=4, train_steps=2, eval_period=2,
+              checkpoint_period=2, eval_examples=8, eval_train_examples=8,
+              schedule=_schedule, label_smoothing=0.1)
+  folder = tmp_path / "p" / "training_eval" / task
+  tag = lambda name: _scalars(folder, name)[2]
+  # As T5X with label smoothing: loss is smoothed, and per all target tokens divides the
+  # per-batch losses (2 batches of 4) again by every position (2 x 4 x 16).
+  assert tag("cross_ent_loss") == tag("loss") != pytest.approx(tag(losses.PLAIN_CROSS_ENT))
+  assert tag("cross_ent_loss_per_all_target_tokens") == pytest.approx(tag("loss") * 2 / 128)
+  assert events.LOSS == losses.PLAIN_CROSS_ENT
+  phase = runs.read_phase(tmp_path / "p", tmp_path)
+  read = [r.value for r in events.read_phase_rows(phase) if r.split == "validation"
+          and r.metric == events.LOSS and r.step == 2]
+  assert read == [pytest.approx(tag(losses.PLAIN_CROSS_ENT))]
 
 
 # --- the trainer as a process: kill -9 and resume; two devices ---------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from gin import config_parser
 
+from ptjf.engine import losses
 from ptjf.launch import t5x
 
 ROOT = t5x.ptjf_root()
@@ -344,9 +345,11 @@ def _check_reset(pre_dir: pathlib.Path, pre_steps: int,
     assert not np.any(after[k]), k
   train = _scalars(ft_dir / "train")
   assert max(train["loss"]) == ft_steps
+  assert max(train[losses.PLAIN_CROSS_ENT]) == ft_steps
   for task in tasks:
     evals = _scalars(ft_dir / "training_eval" / task)
     assert sorted(evals["loss"]) == [0, 2, ft_steps][-len(evals["loss"]):]
+    assert evals[losses.PLAIN_CROSS_ENT].keys() == evals["loss"].keys()
 
 
 @pytest.mark.t5x
