@@ -2,9 +2,10 @@
 
 This one function is the whole difference between "fine-tune after pre-training" (reset) and
 "continue" (keep optimizer state and step): the paper resets the optimizer state and the LR
-schedule at the start of the joint fine-tuning phase.
+schedule at the start of the joint fine-tuning phase. On real T5X the reset is a restore config
+(gin/t5x/start/params_only.gin) and `check_t5x_params_restored` its check.
 """
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import numpy as np
@@ -43,3 +44,42 @@ def continue_phase(loaded: TrainState, expected_params: Any, checkpoint: str) ->
   """Keeps step, params and optimizer state of the checkpoint ("continue" = no reset)."""
   check_shapes(loaded.params, expected_params, checkpoint)
   return loaded
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+  """A nested mapping as {"a/b/c": leaf}."""
+  if not isinstance(tree, Mapping):
+    return {prefix: tree}
+  out = {}
+  for key, value in tree.items():
+    out.update(_flat(value, f"{prefix}/{key}" if prefix else str(key)))
+  return out
+
+
+def check_t5x_params_restored(state_dict: Any, target_state_dict: Any, *,
+                              is_resuming: bool = False) -> Any:
+  """T5X restore transformation: every model parameter (`target/...`) is in the checkpoint.
+
+  T5X's params-only restore drops the optimizer state with its assignment map and sets
+  `fallback_to_scratch`, which would also silently re-initialise any parameter the checkpoint
+  lacks (a model gin that does not match the phase that wrote it). Run after the assignment map,
+  on the checkpoint's tree and the model's; returns the checkpoint's unchanged.
+
+  >>> check_t5x_params_restored({"target": {"w": 1}}, {"target": {"w": 0}, "state": {"m": 0}})
+  {'target': {'w': 1}}
+  """
+  del is_resuming  # a resumed phase restores its own checkpoints: same check
+  got, want = _flat(state_dict), _flat(target_state_dict)
+  for name, leaf in sorted(want.items()):
+    if not name.startswith("target/"):
+      continue
+    if name not in got:
+      raise UserError(f"the checkpoint has no parameter {name}, which the model wants: give the "
+                      "phase the model gin (and NUM_LAYERS, sizes) of the phase that wrote the "
+                      "checkpoint")
+    shapes = [tuple(getattr(x, "shape", ())) for x in (got[name], leaf)]
+    if hasattr(got[name], "shape") and hasattr(leaf, "shape") and shapes[0] != shapes[1]:
+      raise UserError(f"the checkpoint's parameter {name} has shape {shapes[0]} but the model "
+                      f"wants {shapes[1]}: give the phase the model gin (and vocabulary) of the "
+                      "phase that wrote the checkpoint")
+  return state_dict

@@ -296,11 +296,15 @@ def _tiny_macros(corpus) -> dict:
           "CHECKPOINT_PERIOD": 2}
 
 
-def _train(phase: t5x.T5xPhase) -> None:
+def _run_t5x(phase: t5x.T5xPhase) -> subprocess.CompletedProcess:
   command = t5x.train_command(phase, python=sys.executable)
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-  result = subprocess.run(command, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+  return subprocess.run(command, env=env, capture_output=True, text=True,
+                        timeout=600, check=False)
+
+
+def _train(phase: t5x.T5xPhase) -> None:
+  result = _run_t5x(phase)
   assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -362,6 +366,16 @@ def test_nmt_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
                       {**macros, "TRAIN_STEPS": 4}, bindings=TINY))
   evaluated = {p.name for p in (tmp_path / "pre/training_eval").iterdir()}
   assert set(tasks.values()) <= evaluated  # pre-training evaluates both tasks
+  # A model gin that does not match the checkpoint: refused, not re-initialised.
+  mismatched = _run_t5x(t5x.T5xPhase(
+      ("gin/ptjf_nmt3_finetune.gin",), str(tmp_path / "bad"),
+      {**macros, "TRAIN_STEPS": 3}, "params_only",
+      str(tmp_path / "pre/checkpoint_4"),
+      bindings=(*TINY, "network.T5Config.num_decoder_layers = 2")))
+  assert mismatched.returncode != 0
+  assert ("the checkpoint has no parameter target/decoder/layers_1"
+          in mismatched.stderr), mismatched.stderr[-3000:]
+  assert not list((tmp_path / "bad").glob("checkpoint_*"))
   _train(t5x.T5xPhase(("gin/ptjf_nmt3_finetune.gin",), str(tmp_path / "ft"),
                       {**macros, "TRAIN_STEPS": 3}, "params_only",
                       str(tmp_path / "pre/checkpoint_4"), bindings=TINY))
