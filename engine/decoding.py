@@ -11,7 +11,7 @@ beat the worst kept finished one.
     tokens = beam_search(model, params, encoder_input_tokens, 64)     # beam 4
 """
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,10 @@ import numpy as np
 
 from ptjf.engine import model as model_lib
 from ptjf.errors import UserError
+from ptjf.tasks import outputs
+
+# A SeqIO metric fn: (targets, predictions) -> {name: value}.
+MetricFn = Callable[[list[str], list[str]], dict[str, float]]
 
 EOS_ID = 1
 _NEG_INF = -1e9
@@ -152,17 +156,18 @@ def _until_eos(ids: Sequence[int], eos_id: int) -> list[int]:
 def bleu_eval(model: model_lib.Transformer, params: Any,
               examples: list[dict], vocabulary, *, beam_size: int = 4,
               max_decode_length: int, batch_size: int,
-              alpha: float = 0.6, sacrebleu_tokenize: str = "13a") -> dict:
-  """Decodes `examples` and scores them with sacrebleu's corpus BLEU.
+              alpha: float = 0.6,
+              metric_fns: Sequence[MetricFn] = (outputs.bleu,)) -> dict:
+  """Decodes `examples` and scores them with `metric_fns` (SeqIO's).
 
   Each example has "inputs" (ids, EOS-terminated) and either
   "targets_pretokenized" (the reference text, preferred) or "targets" (ids).
-  Predictions are detokenized with `vocabulary` (seqio) up to EOS. Use
-  `sacrebleu_tokenize="zh"` for Chinese targets. Inputs are padded to the
-  longest one so all batches share one compilation. Returns {"bleu": float,
-  "predictions": [str], "references": [str]}.
+  Predictions are detokenized with `vocabulary` (seqio) up to EOS. Pass the
+  task's own `metric_fns`, as T5X's inference eval does, so both engines
+  score alike (sacrebleu's "zh" tokenizer for Chinese). Inputs are padded to
+  the longest one so all batches share one compilation. Returns the metrics
+  ({"bleu": float}) and "predictions", "references" ([str] each).
   """
-  import sacrebleu
   if not examples:
     raise UserError("bleu_eval got no examples: pass a non-empty eval split")
   input_length = max(len(ex["inputs"]) for ex in examples)
@@ -187,7 +192,7 @@ def bleu_eval(model: model_lib.Transformer, params: Any,
     if text is None:
       text = vocabulary.decode(_until_eos(list(ex["targets"]), EOS_ID))
     references.append(text.decode() if isinstance(text, bytes) else str(text))
-  bleu = sacrebleu.corpus_bleu(predictions, [references],
-                               tokenize=sacrebleu_tokenize)
-  return {"bleu": float(bleu.score), "predictions": predictions,
-          "references": references}
+  scores = {}
+  for fn in metric_fns:
+    scores.update(fn(references, predictions))
+  return {**scores, "predictions": predictions, "references": references}

@@ -229,7 +229,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     for task, examples in bleu_sets.items():
       out = decoding.bleu_eval(model, params, examples, vocab, beam_size=beam_size,
                                max_decode_length=lengths["targets"], batch_size=batch_size,
-                               sacrebleu_tokenize="zh" if task.endswith("zh_CN") else "13a")
+                               metric_fns=seqio.get_mixture_or_task(task).metric_fns)
       writer(f"inference_eval/{task}").write_scalars(step, {"bleu": out["bleu"]})
       with open(os.path.join(model_dir, "inference_eval", f"{task}-{step}.jsonl"), "w") as f:
         for pred, ref in zip(out["predictions"], out["references"]):

@@ -1,4 +1,6 @@
 """Tests for ptjf.engine.decoding: greedy, beam search, BLEU."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import seqio
 
 from ptjf.engine import decoding
 from ptjf.engine import model as model_lib
+from ptjf.tasks import outputs
 
 VOCAB = 40
 LENGTH = 6
@@ -127,5 +130,6 @@ def test_bleu_eval_runs_beam_search_on_a_model(tiny, tiny_corpus):
               {"inputs": [4, 4, 1], "targets": [11, 12, 1]}]
   result = decoding.bleu_eval(model, params, examples, vocab, beam_size=2,
                               max_decode_length=LENGTH, batch_size=2,
-                              sacrebleu_tokenize="zh")
+                              metric_fns=[functools.partial(outputs.bleu,
+                                                            tokenize="zh")])
   assert len(result["predictions"]) == 3 and 0.0 <= result["bleu"] <= 100.0

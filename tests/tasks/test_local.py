@@ -6,6 +6,7 @@ import pytest
 
 from ptjf.errors import UserError
 from ptjf.tasks import layout, local, outputs
+from synthetic_corpus import write_synthetic_corpus
 
 LENGTHS = {"inputs": 32, "targets": 32}
 NAMES = ["span_corruption_en", "span_corruption_fr", "span_corruption_ro",
@@ -150,3 +151,16 @@ def test_training_stream_draws_over_the_whole_split(numbered_corpus, via_engine)
   assert tenths.min() > 140 and tenths.max() < 260, tenths
   other = _first_draws("translate_en_xx", seed=1, n=100, via_engine=via_engine)
   assert len(set(draws[:100]) & set(other)) < 20  # another DATA_SEED reads other lines
+
+
+def test_chinese_bleu_uses_sacrebleu_s_chinese_tokenizer(tiny_corpus, tmp_path):
+  # The local engine and T5X both score with the task's metric fns.
+  corpus = write_synthetic_corpus(tmp_path, {"zh_CN": 3})
+  try:
+    assert "translate_en_zh_cn" in local.register_local_tasks(corpus.root)
+    (bleu,) = seqio.get_mixture_or_task("translate_en_zh_cn").metric_fns
+  finally:   # span_corruption_en is the tiny corpus's again
+    local.register_local_tasks(tiny_corpus.root)
+  target, prediction = ["我爱你们的家"], ["我爱你们的猫"]
+  assert bleu(target, prediction) == outputs.bleu(target, prediction, tokenize="zh")
+  assert outputs.bleu(target, prediction)["bleu"] == 0.0 < bleu(target, prediction)["bleu"]
