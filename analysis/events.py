@@ -26,7 +26,8 @@ import warnings
 from ptjf.analysis import runs as runs_lib
 
 MIXTURE_TASK = "*"
-LOSS = "plain_cross_ent_per_real_target_token"   # engine/losses.py PLAIN_CROSS_ENT
+# What analysis compares; engine/losses.py writes it as PLAIN_CROSS_ENT.
+LOSS = "plain_cross_ent_per_real_target_token"
 _SPLIT_DIRS = {"training_eval": "validation", "training_eval_train": "train",
                "inference_eval": "inference"}
 

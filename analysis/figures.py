@@ -215,8 +215,8 @@ def language_bars_figure(points, tasks: list[str]):
   for i, label in enumerate(labels):
     values = []
     for task in tasks:
-      losses = [p.final.get(("validation", events_lib.LOSS, task)) for p in points
-                if p.label == label]
+      losses = [p.final.get(("validation", events_lib.LOSS, task))
+                for p in points if p.label == label]
       values.append(min((l for l in losses if l is not None),
                         default=float("nan")))
     ax.bar([t + i * width for t in range(len(tasks))], values, width,

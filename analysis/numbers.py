@@ -115,8 +115,8 @@ def low_curve(point: RunPoint, task: str, whole_run: bool
                   and r.task == task and r.examples_seen is not None)
   by_phase: dict[str, list[events_lib.Row]] = {}
   for r in point.all_rows:
-    if r.split == "validation" and r.metric == events_lib.LOSS and r.task == task and (
-        r.examples_seen is not None):
+    if (r.split == "validation" and r.metric == events_lib.LOSS
+        and r.task == task and r.examples_seen is not None):
       by_phase.setdefault(r.phase, []).append(r)
   curve, offset = [], 0.0
   for phase_rows in sorted(by_phase.values(),
@@ -162,8 +162,8 @@ def examples_to_reach(points: list[RunPoint], task: str,
   """Fewest examples of `task` (phase-local) at which any of the runs had a
   validation loss on it <= target; None if none did."""
   hits = [r.examples_seen for p in points for r in p.rows
-          if r.split == "validation" and r.metric == events_lib.LOSS and r.task == task
-          and r.value <= target and r.examples_seen is not None]
+          if r.split == "validation" and r.metric == events_lib.LOSS
+          and r.task == task and r.value <= target and r.examples_seen is not None]
   return min(hits, default=None)
 
 
