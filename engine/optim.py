@@ -27,29 +27,20 @@ def warmup_cosine_schedule(learning_rate: float, warmup_steps: int,
 
 
 @gin.configurable
-def constant_then_rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
-  """Constant LR for the first K=`warmup_steps` steps, then lr * sqrt(K / step) (mC4 pre-training).
+def rsqrt_schedule(learning_rate: float, warmup_steps: int,
+                   linear_warmup: bool = False) -> optax.Schedule:
+  """lr * sqrt(K / step) after K=`warmup_steps` steps; before, constant (mC4 pre-training, T5X's
+  "constant * rsqrt_decay") or, with `linear_warmup`, rising linearly from 0 (the fine-tune leg,
+  paper Appendix B, T5X's "constant * linear_warmup * rsqrt_decay"; gin/local/
+  finetune_params_only.gin sets it).
 
-  Example: lr=0.01, K=100: 0.01 at step 50, 0.005 at step 400.
+  Example: lr=0.01, K=100: 0.01 at step 50 (0.005 with linear_warmup), 0.005 at step 400.
   """
   k = float(max(warmup_steps, 1))
 
   def schedule(step):
-    return learning_rate * jnp.sqrt(k / jnp.maximum(step, k))
-
-  return schedule
-
-
-@gin.configurable
-def warmup_rsqrt_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
-  """Linear warmup over K=`warmup_steps` steps, then lr * sqrt(K / step) (fine-tune leg).
-
-  Example: lr=0.01, K=100: 0.005 at step 50, 0.01 at step 100, 0.005 at step 400.
-  """
-  k = float(max(warmup_steps, 1))
-
-  def schedule(step):
-    return learning_rate * jnp.minimum(step / k, jnp.sqrt(k / jnp.maximum(step, k)))
+    decay = jnp.sqrt(k / jnp.maximum(step, k))
+    return learning_rate * (jnp.minimum(step / k, decay) if linear_warmup else decay)
 
   return schedule
 

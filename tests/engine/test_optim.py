@@ -1,9 +1,13 @@
 """Pins the learning-rate schedules of the local engine at a few steps, and its Adafactor."""
+import pathlib
+
+import gin
 import jax
 import numpy as np
 import optax
 
-from ptjf.engine import optim
+import ptjf.gin
+from ptjf.engine import optim, train  # pylint: disable=unused-import  (train's gin names)
 
 
 def test_warmup_cosine_values():
@@ -11,13 +15,21 @@ def test_warmup_cosine_values():
   np.testing.assert_allclose([s(0), s(1), s(10), s(60), s(110)], [0, 1e-4, 1e-3, 5e-4, 0], atol=1e-9)
 
 
-def test_constant_then_rsqrt_values():
-  s = optim.constant_then_rsqrt_schedule(learning_rate=0.01, warmup_steps=100)
+def test_rsqrt_values():
+  s = optim.rsqrt_schedule(learning_rate=0.01, warmup_steps=100)
   np.testing.assert_allclose([s(0), s(50), s(100), s(400)], [0.01, 0.01, 0.01, 0.005], rtol=1e-6)
 
 
-def test_warmup_rsqrt_values():
-  s = optim.warmup_rsqrt_schedule(learning_rate=0.01, warmup_steps=100)
+def test_params_only_lm_finetune_warms_up_then_rsqrt():
+  gin_dir = pathlib.Path(ptjf.gin.__file__).parent / "local"
+  try:
+    gin.parse_config_files_and_bindings(
+        [str(gin_dir / f) for f in ("base.gin", "lm_adafactor.gin", "finetune_params_only.gin")],
+        ["LEARNING_RATE = 0.01", "WARMUP_STEPS = 100", "MODEL_DIR = '/m'",
+         "MIXTURE_OR_TASK_NAME = 't'"])
+    s = optim.rsqrt_schedule()
+  finally:
+    gin.clear_config()
   np.testing.assert_allclose([s(0), s(50), s(100), s(400)], [0, 0.005, 0.01, 0.005], rtol=1e-6)
 
 

@@ -256,6 +256,13 @@ def test_t5x_command_sets_the_nmt_macros(tmp_path):
     assert arg in command
 
 
+def test_every_builtin_local_plan_has_its_gin_files():
+  for path in sorted((pathlib.Path(plan.__file__).parent / "plans").glob("*.toml")):
+    exp = plan.load_plan(path)
+    if exp.engine == "local":
+      execute.check_local_gin(exp)
+
+
 def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   corpus = tmp_path / "corpus"
   corpus.mkdir()
