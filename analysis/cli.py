@@ -24,7 +24,8 @@ def register(subparsers) -> None:
       "report.html, report.md and PNG/SVG figures.")
   parser.add_argument("runs_dir", metavar="RUNS_DIR")
   parser.add_argument("--out", default=None,
-                      help="output directory (default RUNS_DIR/report)")
+                      help="output directory (default RUNS_DIR/report; "
+                      "./report for a bucket, gs://...)")
   parser.add_argument("--low-task", default=None,
                       help="the low-resource task (default: fewest training "
                       "examples, else smallest scalarization rate)")

@@ -23,6 +23,8 @@ import math
 import pathlib
 import warnings
 
+from etils import epath
+
 from ptjf.analysis import runs as runs_lib
 
 MIXTURE_TASK = "*"
@@ -49,7 +51,7 @@ class Row:
   examples_seen: float | None
 
 
-def read_scalars(path: pathlib.Path) -> list[tuple[int, str, float]]:
+def read_scalars(path: epath.PathLike) -> list[tuple[int, str, float]]:
   """(step, tag, value) of every scalar summary in one event file.
 
   Scalars are TF2 tensor summaries (what clu/T5X write) or TF1 simple_value;
@@ -80,14 +82,15 @@ def read_scalars(path: pathlib.Path) -> list[tuple[int, str, float]]:
                   f"({type(e).__name__}); kept the {len(out)} scalars read "
                   "before the damage")
     return out
-  if consumed < path.stat().st_size:
+  size = epath.Path(path).stat().length
+  if consumed < size:
     warnings.warn(f"event file {path} is truncated ({consumed} of "
-                  f"{path.stat().st_size} bytes are whole records); kept the "
+                  f"{size} bytes are whole records); kept the "
                   f"{len(out)} scalars read before the damage")
   return out
 
 
-def _read_dir(directory: pathlib.Path) -> list[tuple[int, str, float]]:
+def _read_dir(directory: epath.Path) -> list[tuple[int, str, float]]:
   """Scalars of all event files in one directory, in file order."""
   rows = []
   for path in sorted(directory.glob("events.out.tfevents.*")):
@@ -95,7 +98,7 @@ def _read_dir(directory: pathlib.Path) -> list[tuple[int, str, float]]:
   return rows
 
 
-def _read_jsonl(path: pathlib.Path) -> list[tuple[int, str, float]]:
+def _read_jsonl(path: epath.Path) -> list[tuple[int, str, float]]:
   """(step, metric, value) from T5X's inference_eval/<task>-metrics.jsonl."""
   out = []
   for line in path.read_text().splitlines():

@@ -159,12 +159,13 @@ def write_report(runs_dir, out_dir=None, low_task: str | None = None
                  ) -> pathlib.Path:
   """Write report.html, report.md and the figures; returns the HTML path.
 
-  out_dir defaults to RUNS_DIR/report; the tidy table of every scalar goes
-  to scalars.csv there. An experiment that cannot be analysed
-  (say, single-task runs only) is listed with the reason instead.
+  out_dir defaults to RUNS_DIR/report (./report for a bucket, gs://...); the
+  tidy table of every scalar goes to scalars.csv there. An experiment that
+  cannot be analysed (say, single-task runs only) is listed with the reason
+  instead.
   """
-  runs_dir = pathlib.Path(runs_dir)
-  out = pathlib.Path(out_dir) if out_dir else runs_dir / "report"
+  out = pathlib.Path(out_dir or (pathlib.Path(runs_dir) / "report"
+                                 if runs_lib.is_local(runs_dir) else "report"))
   experiments = _experiments(runs_dir, low_task, out / "scalars.csv")
   verdicts = [v for *_, numbers in experiments if not isinstance(numbers, UserError)
               and (v := numbers_lib.verdict(numbers))]

@@ -4,11 +4,15 @@ The layout is `RUNS_DIR/<experiment>/<run>/<phase>/` with a `ptjf_phase.json`
 (docs/design.md section 4). A bare T5X `model_dir` without that file is still
 accepted: what can be inferred from its `config.gin` (BATCH_SIZE, TRAIN_STEPS,
 HIGH/LOW task and rate macros, INITIAL_CHECKPOINT_PATH) is used instead.
+
+RUNS_DIR may be a local folder or a bucket (gs://...): every file is read
+through etils.epath (tf.io.gfile for gs://), the API the tests use locally.
 """
 import dataclasses
 import json
-import pathlib
 import re
+
+from etils import epath
 
 from ptjf.errors import UserError
 
@@ -20,7 +24,7 @@ _LOG_SUBDIRS = ("train", "training_eval", "training_eval_train",
 @dataclasses.dataclass
 class Phase:
   """One phase logdir (a T5X MODEL_DIR) and what is known about it."""
-  path: pathlib.Path
+  path: epath.Path
   experiment: str
   run: str
   method: str
@@ -39,7 +43,7 @@ class Phase:
   def parent_steps(self) -> int:
     """Steps of the phase this one started from, read off `checkpoint_<N>`.
 
-    >>> Phase(pathlib.Path("."), "e", "r", "ptjf", "finetune", {}, 4, 8,
+    >>> Phase(epath.Path("."), "e", "r", "ptjf", "finetune", {}, 4, 8,
     ...       "params_only", "pretrain/checkpoint_6", None, None, {},
     ...       "").parent_steps
     6
@@ -50,7 +54,7 @@ class Phase:
     return int(match.group(1)) if match else 0
 
 
-def is_phase_dir(path: pathlib.Path) -> bool:
+def is_phase_dir(path: epath.Path) -> bool:
   """A directory is a phase logdir if it has the metadata or T5X log subdirs."""
   return ((path / PHASE_FILE).is_file() or (path / "config.gin").is_file()
           or any((path / sub).is_dir() for sub in _LOG_SUBDIRS))
@@ -94,11 +98,29 @@ def _from_config(text: str) -> dict:
           "start": {"mode": None, "from": init}}
 
 
-def read_phase(path: pathlib.Path, runs_dir: pathlib.Path) -> Phase:
+def is_local(path: epath.PathLike) -> bool:
+  """A path on this machine's filesystem, not a bucket (gs://...)."""
+  return "://" not in str(path)
+
+
+def _parts_under(path: epath.Path, runs_dir: epath.Path) -> tuple[str, ...]:
+  """path's parts below runs_dir (both resolved, when local)."""
+  if is_local(runs_dir):
+    path, runs_dir = path.resolve(), runs_dir.resolve()
+  return path.relative_to(runs_dir).parts
+
+
+def _name(path: epath.Path) -> str:
+  """The folder's own name (of the working directory for ".")."""
+  return path.resolve().name if is_local(path) else path.name
+
+
+def read_phase(path: epath.PathLike, runs_dir: epath.PathLike) -> Phase:
   """Metadata of one phase logdir; names default to its place under runs_dir."""
+  path, runs_dir = epath.Path(path), epath.Path(runs_dir)
   config_text = ""
   if (path / "config.gin").is_file():
-    config_text = (path / "config.gin").read_text(errors="replace")
+    config_text = (path / "config.gin").read_bytes().decode(errors="replace")
   meta_file = path / PHASE_FILE
   if meta_file.is_file():
     try:
@@ -108,11 +130,11 @@ def read_phase(path: pathlib.Path, runs_dir: pathlib.Path) -> Phase:
                       "it") from None
   else:
     meta = _from_config(config_text)
-  parts = path.resolve().relative_to(runs_dir.resolve()).parts
+  parts = _parts_under(path, runs_dir)
   names = (list(parts[-3:]) if len(parts) >= 3
-           else [runs_dir.resolve().name] * (3 - len(parts)) + list(parts))
+           else [_name(runs_dir)] * (3 - len(parts)) + list(parts))
   if len(parts) == 0:
-    names = [path.resolve().name] * 3
+    names = [_name(path)] * 3
   start = meta.get("start") or {}
   return Phase(
       path=path, experiment=meta.get("experiment") or names[0],
@@ -126,9 +148,9 @@ def read_phase(path: pathlib.Path, runs_dir: pathlib.Path) -> Phase:
       task_sizes=dict(meta.get("task_sizes") or {}), config_text=config_text)
 
 
-def discover_phases(runs_dir: str | pathlib.Path) -> list[Phase]:
+def discover_phases(runs_dir: epath.PathLike) -> list[Phase]:
   """All phase logdirs under runs_dir (or runs_dir itself), sorted by path."""
-  root = pathlib.Path(runs_dir)
+  root = epath.Path(runs_dir)
   if not root.is_dir():
     raise UserError(f"runs directory {root} does not exist: pass the RUNS_DIR "
                     "that `ptjf train`/launch wrote to")

@@ -40,11 +40,12 @@ _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-  """Everything a trainer command needs for one phase."""
+  """Everything a trainer command needs for one phase; model_dir and
+  init_checkpoint are None when the phase runs elsewhere (`ptjf tpu run`)."""
   experiment: plan_lib.Experiment
   run: plan_lib.Run
   phase: plan_lib.Phase
-  model_dir: pathlib.Path
+  model_dir: pathlib.Path | None
   init_checkpoint: pathlib.Path | None
   corpus_dir: str | None
 
@@ -91,8 +92,19 @@ def is_finished(model_dir: pathlib.Path, steps: int) -> bool:
 
 # --- commands ----------------------------------------------------------------
 
+def _bind(macro: str, fn: str, args: dict, corpus_dir: str | None,
+          scope: str = "") -> list[str]:
+  """gin bindings `MACRO = @[scope/]fn()` and fn's arguments."""
+  if corpus_dir:
+    args = {**args, "corpus_dir": corpus_dir}
+  name = f"{scope}/{fn}" if scope else fn
+  return ([f"{macro} = @{name}()"]
+          + [f"{name}.{k} = {t5x.gin_literal(v)}" for k, v in args.items()])
+
+
 def _mixture_bindings(job: Job) -> list[str]:
-  """gin bindings that make MIXTURE_OR_TASK_NAME the phase's tasks."""
+  """gin bindings that make MIXTURE_OR_TASK_NAME the phase's tasks (both
+  engines: ptjf.tasks.mixtures functions)."""
   phase = job.phase
   if phase.tau is not None:
     fn, args = "temperature_mixture", {"tasks": list(phase.tasks),
@@ -102,10 +114,7 @@ def _mixture_bindings(job: Job) -> list[str]:
                                 "rates": list(phase.rates)}
   else:
     fn, args = "local_task", {"name": phase.tasks[0]}
-  if job.corpus_dir:
-    args["corpus_dir"] = job.corpus_dir
-  return ([f"MIXTURE_OR_TASK_NAME = @{fn}()"]
-          + [f"{fn}.{k} = {t5x.gin_literal(v)}" for k, v in args.items()])
+  return _bind("MIXTURE_OR_TASK_NAME", fn, args, job.corpus_dir)
 
 
 def _macros(job: Job) -> dict:
@@ -170,30 +179,35 @@ def check_local_gin(exp: plan_lib.Experiment) -> None:
                       f"to one of {', '.join(known) or '(none installed)'}")
 
 
-def t5x_command(job: Job) -> list[str]:
-  """The real-T5X command of a two-task phase (gin/ptjf_nmt3_*.gin macros)."""
+def t5x_phase(job: Job, model_dir: str,
+              init_checkpoint: str | None) -> t5x.T5xPhase:
+  """The T5X job of a phase, wherever its MODEL_DIR is (a folder, a bucket).
+
+  The gin entry file is the plan's `t5x_gin` for the phase's kind (a
+  fine-tune, one task, a mixture); the mixture is bound as for the local
+  engine, and every task of the experiment is evaluated (one eval mixture).
+  """
   exp, phase = job.experiment, job.phase
-  if phase.tau is not None or len(phase.tasks) > 2:
-    raise UserError(f"{job.key}: engine t5x runs one- or two-task phases "
-                    "here; for temperature mixtures use `ptjf tpu run` or "
-                    "engine = \"local\"")
-  macros = {"HIGH_TASK": exp.high[0], "LOW_TASK": exp.low[0], **_macros(job)}
-  if phase.rates is not None:
-    rates = dict(zip(phase.tasks, phase.rates))
-    macros["HIGH_RATE"] = rates.get(exp.high[0], 0.0)
-    macros["LOW_RATE"] = rates.get(exp.low[0], 0.0)
-    gin_file = exp.t5x_gin["mixture"]
-  else:
-    macros["HIGH_TASK"] = phase.tasks[0]
-    gin_file = exp.t5x_gin["single"]
+  kind = ("finetune" if phase.start != "scratch"
+          else "mixture" if len(phase.tasks) > 1 else "single")
+  macros = _macros(job)
   if job.corpus_dir:
     macros["CORPUS_DIR"] = job.corpus_dir
-  return t5x.train_command(t5x.T5xPhase(
-      gin_files=(gin_file,), model_dir=str(job.model_dir), macros=macros,
-      start=phase.start,
-      init_checkpoint=(str(job.init_checkpoint) if job.init_checkpoint
-                       else None)),
-      python=sys.executable)
+  tasks = [*exp.high, *exp.low]
+  evaluate = _bind("EVAL_MIXTURE_OR_TASK_NAME", "rate_mixture",
+                   {"tasks": tasks, "rates": [1.0] * len(tasks)},
+                   job.corpus_dir, scope="ptjf_eval")
+  return t5x.T5xPhase(
+      gin_files=(exp.t5x_gin[kind],), model_dir=model_dir, macros=macros,
+      start=phase.start, init_checkpoint=init_checkpoint,
+      bindings=(*_mixture_bindings(job), *evaluate))
+
+
+def t5x_command(job: Job) -> list[str]:
+  """The real-T5X command of a phase, run on this machine."""
+  init = str(job.init_checkpoint) if job.init_checkpoint else None
+  return t5x.train_command(t5x_phase(job, str(job.model_dir), init),
+                           python=sys.executable)
 
 
 def default_command_builder(engine: str) -> CommandBuilder:
@@ -240,7 +254,7 @@ def local_macro_default(name: str) -> Any:
   return ast.literal_eval(match.group(1).strip()) if match else None
 
 
-def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
+def phase_record(job: Job, sizes: dict[str, int],
                  corpus_hash: str | None) -> dict:
   """The ptjf_phase.json of a phase (design.md section 4)."""
   from ptjf.tasks import mixing  # pylint: disable=g-import-not-at-top
@@ -254,8 +268,9 @@ def phase_record(job: Job, runs_dir: pathlib.Path, sizes: dict[str, int],
   else:
     rates = {phase.tasks[0]: 1.0}
   start_from = None
-  if job.init_checkpoint:
-    start_from = str(job.init_checkpoint.relative_to(runs_dir / exp.name))
+  if phase.parent:
+    parent_steps = exp.phases()[phase.parent][1].steps
+    start_from = f"{phase.parent}/checkpoint_{parent_steps}"
   record = {
       "experiment": exp.name, "run": job.run.name, "method": job.run.method,
       "phase": phase.name, "rates": rates, "steps": phase.steps,
@@ -413,7 +428,7 @@ def run_plan(exp: plan_lib.Experiment,
   if real_engine and exp.engine == "local" and not dry_run:
     check_local_gin(exp)
   jobs_by_key = {key: _job(exp, key, runs_dir, corpus_dir) for key in keys}
-  records = {job.key: phase_record(job, runs_dir, sizes, corpus_hash)
+  records = {job.key: phase_record(job, sizes, corpus_hash)
              for job in jobs_by_key.values()}
   for job in jobs_by_key.values():
     check_unchanged(job, records[job.key])

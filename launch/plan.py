@@ -405,8 +405,11 @@ def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
 _EXPERIMENT_KEYS = {"name", "engine", "model", "optimizer", "high", "low",
                     "batch_size", "feature_lengths", "corpus_dir", "overrides",
                     "t5x_gin"}
+# engine t5x: the entry gin file of a phase on one task, on a mixture, and of
+# a phase that starts from another (params_only or continue).
 DEFAULT_T5X_GIN = {"single": "gin/ptjf_nmt3_pretrain.gin",
-                   "mixture": "gin/ptjf_nmt3_scalarization.gin"}
+                   "mixture": "gin/ptjf_nmt3_scalarization.gin",
+                   "finetune": "gin/ptjf_nmt3_finetune.gin"}
 
 
 def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
@@ -434,6 +437,11 @@ def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
   if engine not in ENGINES:
     raise UserError(f"unknown engine {engine!r}: use one of "
                     f"{', '.join(ENGINES)}")
+  if not isinstance(settings.get("t5x_gin", {}), dict):
+    raise UserError("[experiment] t5x_gin must be a table, e.g. "
+                    "{finetune = \"gin/ptjf_mc4_xxl.gin\"}")
+  _check_keys(settings.get("t5x_gin", {}), DEFAULT_T5X_GIN,
+              "[experiment] t5x_gin")
   exp = Experiment(
       name=str(settings["name"]), engine=engine,
       model=settings.get("model", "small"),

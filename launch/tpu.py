@@ -14,6 +14,14 @@ does not depend on its length, so every split branches off one pre-training
 job, run to the longest pre-training length (the paper's En 100k/200k/300k
 arms share it). Layout: gs://BUCKET/EXPERIMENT/{pretrain,finetune_<N1>}/.
 
+With `--plan PLAN` (a plan file, as `ptjf sweep` reads, or a built-in
+plan's name) it runs every phase of the plan instead, whatever its kinds
+(scalarization, temperature, UniMax, restart, transfer, pre-training
+length), in dependency order, each in gs://BUCKET/<experiment>/<run>/<phase>/
+with the plan's T5X entry gin files (`t5x_gin`), exactly as engine "t5x"
+would on this machine; each phase's ptjf_phase.json is written there first,
+so `ptjf report gs://BUCKET` analyses the runs as the local engine's.
+
 Re-running is safe: a job whose final checkpoint exists
 (`gsutil -q stat MODEL_DIR/checkpoint_<TRAIN_STEPS>/commit_success.txt`) is
 skipped, and an interrupted one resumes from its own MODEL_DIR. `--dry-run`
@@ -23,12 +31,17 @@ stack (docs/t5x.md, "Cloud TPU").
 """
 import argparse
 import dataclasses
+import json
 import shlex
 import subprocess
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+
+from etils import epath
 
 from ptjf.errors import UserError
+from ptjf.launch import execute as execute_lib
+from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
 
 MODEL_SIZES = ("xl", "xxl")
@@ -40,10 +53,14 @@ CHECKPOINT_PERIOD = 10000   # as gin/t5x/mc4/common.gin: where splits can branch
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-  """One command; skipped when `done_if` (a command) exits 0."""
+  """One command; skipped when `done_if` (a command) exits 0.
+
+  record: (path, the phase's ptjf_phase.json), written before the command.
+  """
   name: str
   command: list[str]
   done_if: list[str] | None = None
+  record: tuple[str, dict[str, Any]] | None = None
 
 
 def parse_split(text: str) -> tuple[int, int]:
@@ -64,33 +81,91 @@ def _ssh(args: argparse.Namespace, remote: list[str]) -> list[str]:
           f"--command={shlex.join(remote)}"]
 
 
-def _job(args: argparse.Namespace, name: str, phase: str, steps: int,
-         start: str = "scratch", init: str | None = None) -> Step:
+def _remote_step(args: argparse.Namespace, name: str, spec: t5x.T5xPhase,
+                 steps: int, record: dict[str, Any] | None = None) -> Step:
   """The ssh step running one T5X job, done once its last checkpoint exists."""
-  model_dir = f"{args.bucket}/{args.experiment}/{name}"
-  macros = {"TRAIN_STEPS": steps, "TFDS_DATA_DIR": args.tfds_data_dir}
-  bindings = [f"partitioning.PjitPartitioner.num_partitions = "
-              f"{args.num_partitions}", *args.gin_binding]
-  phase_spec = t5x.T5xPhase(
-      gin_files=(f"gin/t5x/models/mt5_{args.model_size}.gin",
-                 f"gin/t5x/mc4/{phase}.gin"),
-      model_dir=model_dir, macros=macros, start=start, init_checkpoint=init,
-      bindings=bindings)
-  train = t5x.train_command(phase_spec, python=args.python,
+  partitions = ([f"partitioning.PjitPartitioner.num_partitions = "
+                 f"{args.num_partitions}"] if args.num_partitions else [])
+  spec = dataclasses.replace(
+      spec, bindings=(*spec.bindings, *partitions, *args.gin_binding))
+  train = t5x.train_command(spec, python=args.python,
                             gin_search_path=args.ptjf_dir)
   remote = ["env", f"PYTHONPATH={args.t5x_pythonpath}", *train]
   return Step(name, _ssh(args, remote),
               ["gsutil", "-q", "stat",
-               f"{model_dir}/checkpoint_{steps}/commit_success.txt"])
+               f"{spec.model_dir}/checkpoint_{steps}/commit_success.txt"],
+              None if record is None else (
+                  f"{spec.model_dir}/{execute_lib.PHASE_FILE}", record))
+
+
+def _job(args: argparse.Namespace, name: str, phase: str, steps: int,
+         start: str = "scratch", init: str | None = None) -> Step:
+  """One phase of the mC4 PTJF chain (`--split`)."""
+  return _remote_step(args, name, t5x.T5xPhase(
+      gin_files=(f"gin/t5x/models/mt5_{args.model_size}.gin",
+                 f"gin/t5x/mc4/{phase}.gin"),
+      model_dir=f"{args.bucket}/{args.experiment}/{name}",
+      macros={"TRAIN_STEPS": steps, "TFDS_DATA_DIR": args.tfds_data_dir},
+      start=start, init_checkpoint=init), steps)
+
+
+def _create(args: argparse.Namespace) -> Step:
+  """Creates the TPU VM unless `describe` finds it."""
+  where = [f"--zone={args.zone}"]
+  return Step(
+      "create",
+      ["gcloud", "compute", "tpus", "tpu-vm", "create", args.tpu_name, *where,
+       f"--accelerator-type={args.tpu_type}", f"--version={args.tpu_version}"],
+      ["gcloud", "compute", "tpus", "tpu-vm", "describe", args.tpu_name,
+       *where])
+
+
+def plan_steps(args: argparse.Namespace, with_records: bool) -> list[Step]:
+  """`--plan`: create the TPU, then every phase of the plan in order.
+
+  Each phase is `execute.t5x_phase` (what engine "t5x" runs locally) with its
+  MODEL_DIR on the bucket; with_records adds its ptjf_phase.json (task sizes
+  from the plan's local corpus, when there is one, for temperature rates).
+  """
+  exp = plan_lib.load_plan(args.plan)
+  root = f"{args.bucket}/{exp.name}"
+  corpus_dir = args.corpus_dir or exp.corpus_dir
+  sizes, corpus_hash = {}, None
+  if with_records:
+    sizes, corpus_hash = execute_lib.corpus_facts(exp, exp.corpus_dir,
+                                                  required=False)
+  steps = [_create(args)]
+  for key in plan_lib.order(exp):
+    run, phase = exp.phases()[key]
+    job = execute_lib.Job(exp, run, phase, model_dir=None,
+                          init_checkpoint=None, corpus_dir=corpus_dir)
+    init = None
+    if phase.parent:
+      parent_steps = exp.phases()[phase.parent][1].steps
+      init = f"{root}/{phase.parent}/checkpoint_{parent_steps}"
+    spec = execute_lib.t5x_phase(job, f"{root}/{key}", init)
+    if args.tfds_data_dir:
+      spec = dataclasses.replace(
+          spec, macros={"TFDS_DATA_DIR": args.tfds_data_dir, **spec.macros})
+    record = (execute_lib.phase_record(job, sizes, corpus_hash)
+              if with_records else None)
+    steps.append(_remote_step(args, key, spec, phase.steps, record))
+  return steps
 
 
 def plan(args: argparse.Namespace) -> list[Step]:
-  """Every step of the chain, in order: create the TPU, pre-train, fine-tune."""
+  """Every step of the chain, in order: create the TPU, pre-train, fine-tune
+  (or, with --plan, the plan's phases)."""
   args = argparse.Namespace(**vars(args))
   if not args.bucket.startswith("gs://"):
     raise UserError(f"bucket {args.bucket!r} is not a gs:// path: give "
                     "gs://<bucket>[/<prefix>]")
   args.bucket = args.bucket.rstrip("/")
+  if args.plan:
+    if args.split:
+      raise UserError("--split is the mC4 chain without a plan: give --plan "
+                      "or --split, not both")
+    return plan_steps(args, with_records=not args.dry_run)
   args.experiment = args.experiment or f"ptjf_mc4_{args.model_size}"
   args.tfds_data_dir = args.tfds_data_dir or f"{args.bucket}/tfds"
   args.num_partitions = (args.num_partitions
@@ -101,14 +176,7 @@ def plan(args: argparse.Namespace) -> list[Step]:
     if pre % CHECKPOINT_PERIOD and pre != pretrain_steps:
       raise UserError(f"split at {pre} steps has no pre-training checkpoint "
                       f"(saved every {CHECKPOINT_PERIOD}): use a multiple")
-  where = [f"--zone={args.zone}"]
-  steps = [Step(
-      "create",
-      ["gcloud", "compute", "tpus", "tpu-vm", "create", args.tpu_name, *where,
-       f"--accelerator-type={args.tpu_type}", f"--version={args.tpu_version}"],
-      ["gcloud", "compute", "tpus", "tpu-vm", "describe", args.tpu_name,
-       *where])]
-  steps.append(_job(args, "pretrain", "pretrain", pretrain_steps))
+  steps = [_create(args), _job(args, "pretrain", "pretrain", pretrain_steps)]
   for pre, fine in splits:
     steps.append(_job(
         args, f"finetune_{pre}", "finetune", fine, "params_only",
@@ -117,6 +185,13 @@ def plan(args: argparse.Namespace) -> list[Step]:
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def write_record(path: str, record: dict[str, Any]) -> None:
+  """Writes a ptjf_phase.json, on a bucket (gs://) or a local path alike."""
+  target = epath.Path(path)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  target.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def execute(steps: Sequence[Step], dry_run: bool,
@@ -137,6 +212,8 @@ def execute(steps: Sequence[Step], dry_run: bool,
                             capture_output=True).returncode == 0:
       print(f"ptjf tpu: {step.name}: done already, skipped", file=sys.stderr)
       continue
+    if step.record:
+      write_record(*step.record)
     print(f"ptjf tpu: {step.name}: {shlex.join(step.command)}",
           file=sys.stderr)
     if run(step.command, check=False).returncode != 0:
@@ -164,6 +241,10 @@ def register_tpu(subparsers) -> None:
   run.add_argument("--zone", required=True, help="e.g. us-central2-b")
   run.add_argument("--tpu-type", required=True, help="e.g. v4-128")
   run.add_argument("--bucket", required=True, help="gs://bucket[/prefix]")
+  run.add_argument("--plan", help="run every phase of this plan (a .toml "
+                   "file or a built-in plan's name) instead of --split")
+  run.add_argument("--corpus-dir", help="--plan with local tasks: the corpus "
+                   "on the TPU VM or a bucket (default: the plan's)")
   run.add_argument("--model-size", choices=MODEL_SIZES, default="xxl")
   run.add_argument("--experiment", help="folder under the bucket "
                    "(default ptjf_mc4_<size>)")
@@ -172,7 +253,8 @@ def register_tpu(subparsers) -> None:
                    f"(default {DEFAULT_SPLIT}, the paper's best)")
   run.add_argument("--tfds-data-dir", help="default <bucket>/tfds")
   run.add_argument("--num-partitions", type=int,
-                   help="model-parallel partitions (default xl 4, xxl 8)")
+                   help="model-parallel partitions (default xl 4, xxl 8; "
+                   "with --plan T5X's own unless given)")
   run.add_argument("--gin-binding", action="append", default=[],
                    help="extra gin binding for every job, repeatable")
   run.add_argument("--tpu-version", default="tpu-ubuntu2204-base",

@@ -242,25 +242,36 @@ def test_local_command_follows_the_engine_contract(tmp_path):
                  for a in command)
 
 
-def test_t5x_command_sets_the_nmt_macros(tmp_path):
+def test_t5x_command_binds_the_mixture_as_the_local_engine_does(tmp_path):
   exp = plan.parse_plan({**PLAN, "experiment": {**PLAN["experiment"],
-                                                "engine": "t5x"}})
+                                                "engine": "t5x"},
+                         "sweep": [*PLAN["sweep"], {"kind": "scalarization",
+                                                    "steps": 10, "taus": [2]}]})
   run, phase = exp.phases()["ptjf_r0.3/finetune"]
-  command = execute.t5x_command(execute.Job(
-      exp, run, phase, tmp_path / "ft", tmp_path / "pre/checkpoint_6", None))
+  job = execute.Job(exp, run, phase, tmp_path / "ft",
+                    tmp_path / "pre/checkpoint_6", None)
+  command = execute.t5x_command(job)
   assert command[1:4] == ["-P", "-m", "t5x.train"]
-  for arg in ("--gin_file=gin/ptjf_nmt3_scalarization.gin",
-              "--gin_file=gin/t5x/start/params_only.gin",
-              "--gin.HIGH_RATE=0.7", "--gin.LOW_RATE=0.3",
-              '--gin.LOW_TASK="translate_en_ro"', "--gin.TRAIN_STEPS=4"):
+  mixture = [f"--gin_bindings={b}" for b in execute._mixture_bindings(job)]
+  for arg in ("--gin_file=gin/ptjf_nmt3_finetune.gin",
+              "--gin_file=gin/t5x/start/params_only.gin", *mixture,
+              "--gin_bindings=rate_mixture.rates = [0.7, 0.3]",
+              "--gin.TRAIN_STEPS=4",
+              "--gin_bindings=EVAL_MIXTURE_OR_TASK_NAME = "
+              "@ptjf_eval/rate_mixture()"):
     assert arg in command
+  run, phase = exp.phases()["scal_t2/main"]   # any number of tasks, a tau
+  command = execute.t5x_command(execute.Job(exp, run, phase, tmp_path / "t",
+                                            None, None))
+  assert "--gin_file=gin/ptjf_nmt3_scalarization.gin" in command
+  assert "--gin_bindings=temperature_mixture.tau = 2.0" in command
 
 
-def test_every_builtin_local_plan_has_its_gin_files():
-  for path in sorted((pathlib.Path(plan.__file__).parent / "plans").glob("*.toml")):
-    exp = plan.load_plan(path)
-    if exp.engine == "local":
-      execute.check_local_gin(exp)
+def test_t5x_gin_names_only_known_phase_kinds():
+  with pytest.raises(UserError, match="unknown field 'restart' in "
+                     r"\[experiment\] t5x_gin"):
+    plan.parse_plan({**PLAN, "experiment": {
+        **PLAN["experiment"], "t5x_gin": {"restart": "gin/x.gin"}}})
 
 
 def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):

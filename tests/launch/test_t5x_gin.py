@@ -7,12 +7,14 @@ constants are what the files say. T5X's own included files are summarised
 below (CI cannot import t5x); the `t5x` tests check that summary against the
 real files and run two phases of NMT and mC4 on CPU with real T5X.
 """
+import argparse
 import dataclasses
 import importlib
 import inspect
 import json
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 from typing import Any
@@ -21,8 +23,13 @@ import numpy as np
 import pytest
 from gin import config_parser
 
+from ptjf.analysis import events
+from ptjf.analysis import report
 from ptjf.engine import losses
+from ptjf.launch import execute
+from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
+from ptjf.launch import tpu
 
 ROOT = t5x.ptjf_root()
 REQUIRED = "gin.REQUIRED"
@@ -413,3 +420,84 @@ def test_mc4_pretrain_then_finetune_on_real_t5x(tiny_corpus, tmp_path):
   assert pre_lr[2] == pytest.approx(1 / np.sqrt(2))
   lr = _scalars(tmp_path / "ft/train")["learning_rate"]
   assert lr[2] == pytest.approx(0.25 / np.sqrt(2))
+
+
+def _toml(plan: dict) -> str:
+  """A plan of tables and [[sweep]]s as TOML (strings, numbers, lists, tables)."""
+  def value(v) -> str:
+    if isinstance(v, dict):
+      return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, list):
+      return "[" + ", ".join(value(x) for x in v) + "]"
+    return json.dumps(v)
+  lines = ["[experiment]"] + [f"{k} = {value(v)}"
+                              for k, v in plan["experiment"].items()]
+  for sweep in plan["sweep"]:
+    lines += ["[[sweep]]"] + [f"{k} = {value(v)}" for k, v in sweep.items()]
+  return "\n".join(lines) + "\n"
+
+
+def _chain_plan(corpus, gin_dir: pathlib.Path) -> dict:
+  """Scalarization + temperature + PTJF on the tiny corpus; engine t5x runs
+  ptjf's NMT entry files with the tiny model (gin files in gin_dir)."""
+  t5x_gin = {}
+  for kind, entry in plan_lib.DEFAULT_T5X_GIN.items():
+    path = gin_dir / f"tiny_{kind}.gin"
+    path.write_text(f'include "{entry}"\n' + "".join(f"{b}\n" for b in TINY))
+    t5x_gin[kind] = str(path)
+  overrides = {k: v for k, v in _tiny_macros(corpus).items()
+               if k not in ("CORPUS_DIR", "BATCH_SIZE", "TASK_FEATURE_LENGTHS")}
+  return {"experiment": {
+      "name": "chain", "engine": "t5x", "model": "tiny", "high": "translate_en_fr",
+      "low": "translate_en_ro", "batch_size": 8, "corpus_dir": str(corpus.root),
+      "feature_lengths": {"inputs": 32, "targets": 32},
+      "overrides": {**overrides, "INFER_EVAL_EXAMPLES": 8}, "t5x_gin": t5x_gin},
+      "sweep": [{"kind": "scalarization", "steps": 4, "rates": [0.5]},
+                {"kind": "scalarization", "steps": 4, "taus": [2]},
+                {"kind": "ptjf", "pretrain_steps": 4, "finetune_steps": 3,
+                 "rates": [0.3]}]}
+
+
+@pytest.mark.t5x
+@pytest.mark.slow
+def test_a_plan_chain_on_real_t5x_reads_like_the_local_engine_s(
+    tiny_corpus, tmp_path, capsys):
+  _t5x_root()
+  plan = _chain_plan(tiny_corpus, tmp_path)
+  toml_file = tmp_path / "chain.toml"
+  toml_file.write_text(_toml(plan))
+  parser = argparse.ArgumentParser()
+  tpu.register_tpu(parser.add_subparsers())
+  args = parser.parse_args(["tpu", "run", "--tpu-name=pod", "--zone=z",
+                            "--tpu-type=v4-8", "--bucket=gs://b",
+                            f"--plan={toml_file}", "--dry-run"])
+  assert args.func(args) == 0
+  printed = [shlex.split(l) for l in capsys.readouterr().out.splitlines()
+             if l.startswith("gcloud compute tpus tpu-vm ssh")]
+  exp = plan_lib.parse_plan(plan)
+  runs_dir = tmp_path / "runs"
+  summary = execute.run_plan(exp, runs_dir, jobs=1)
+  assert summary.ok and len(summary.ran) == len(printed) == 4
+  # Each phase ran as `ptjf tpu run` prints it, with the bucket here.
+  for argv, key in zip(printed, plan_lib.order(exp)):
+    remote = shlex.split(argv[-1].removeprefix("--command="))[2:]
+    ran = execute.t5x_command(execute._job(exp, key, runs_dir.resolve(),
+                                           str(tiny_corpus.root)))
+    assert ran[5:] == [a.replace("gs://b", str(runs_dir.resolve()))
+                       for a in remote[5:]]
+  local_macros = ("WARMUP_STEPS", "EVAL_PERIOD", "CHECKPOINT_PERIOD")
+  local = execute.run_plan(plan_lib.parse_plan(
+      plan, engine="local", overrides={k: v for k, v in exp.overrides.items()
+                                       if k in local_macros}),
+      tmp_path / "local", jobs=1)
+  assert local.ok
+  tables = {}
+  for name, where in (("t5x", runs_dir), ("local", tmp_path / "local")):
+    phases, rows = events.read_runs(where)
+    tables[name] = {(r.run, r.phase, r.task) for r in rows
+                    if r.metric == events.LOSS and r.split == "validation"
+                    and r.task in ("translate_en_fr", "translate_en_ro")}
+    assert {p.method for p in phases} == {"scalarization", "ptjf"}
+    assert set(report.best_low_resource_losses(where)) == {"ptjf",
+                                                           "scalarization"}
+  assert tables["t5x"] == tables["local"] and len(tables["t5x"]) == 8

@@ -1,11 +1,15 @@
 """`ptjf tpu run` (ptjf.launch.tpu) against a fake gcloud and gsutil on PATH."""
 import argparse
+import json
 import pathlib
 import shlex
 
 import pytest
 
 from ptjf.errors import UserError
+from ptjf.launch import execute
+from ptjf.launch import plan as plan_lib
+from ptjf.launch import t5x
 from ptjf.launch import tpu
 
 # Logs each call; `gsutil stat` and `gcloud describe` succeed for what
@@ -136,3 +140,88 @@ def test_a_failing_job_stops_the_chain_with_a_user_error(fake_cloud,
 def test_bad_arguments_are_user_errors(fake_cloud, extra, message):
   with pytest.raises(UserError, match=message):
     _main(BASE + extra + ["--dry-run"])
+
+
+def _tiny_plan(tmp_path, corpus) -> pathlib.Path:
+  """Scalarization + temperature + PTJF on the tiny corpus, engine t5x."""
+  path = tmp_path / "chain.toml"
+  path.write_text(f"""
+[experiment]
+name = "chain"
+engine = "t5x"
+high = "translate_en_fr"
+low = "translate_en_ro"
+batch_size = 8
+corpus_dir = "{corpus.root}"
+
+[[sweep]]
+kind = "scalarization"
+steps = 4
+rates = [0.5]
+
+[[sweep]]
+kind = "scalarization"
+steps = 4
+taus = [2]
+
+[[sweep]]
+kind = "ptjf"
+pretrain_steps = 4
+finetune_steps = 3
+rates = [0.3]
+""")
+  return path
+
+
+PLAN_BASE = ["tpu", "run", "--tpu-name=pod", "--zone=us-central2-b",
+             "--tpu-type=v4-8", "--bucket=gs://b/ptjf"]
+
+
+def test_plan_dry_run_prints_every_phase_as_engine_t5x_runs_it(
+    fake_cloud, tmp_path, tiny_corpus, capsys):
+  plan_file = _tiny_plan(tmp_path, tiny_corpus)
+  assert _main(PLAN_BASE + [f"--plan={plan_file}", "--dry-run"]) == 0
+  assert _calls(fake_cloud) == []
+  lines = capsys.readouterr().out.splitlines()
+  exp = plan_lib.load_plan(plan_file)
+  keys = plan_lib.order(exp)
+  assert keys == ["scal_r0.5/main", "scal_t2/main", "pretrain_s4/pretrain",
+                  "ptjf_r0.3/finetune"]
+  assert [l.split(":")[0] for l in lines[2::2]] == [f"# {k}" for k in keys]
+  for key, line in zip(keys, lines[3::2]):
+    run, phase = exp.phases()[key]
+    job = execute.Job(exp, run, phase, None, None, str(tiny_corpus.root))
+    init = ("gs://b/ptjf/chain/pretrain_s4/pretrain/checkpoint_4"
+            if phase.parent else None)
+    spec = execute.t5x_phase(job, f"gs://b/ptjf/chain/{key}", init)
+    assert _remote(shlex.split(line))[2:] == t5x.train_command(
+        spec, python="t5x_venv/bin/python", gin_search_path="ptjf")
+  assert not any("num_partitions" in l for l in lines)   # T5X's own
+
+
+def test_plan_run_writes_each_phase_record_next_to_its_model_dir(
+    fake_cloud, tmp_path, tiny_corpus, monkeypatch):
+  bucket = tmp_path / "bucket"
+  write = tpu.write_record
+  monkeypatch.setattr(tpu, "write_record", lambda path, record: write(
+      str(bucket / path.removeprefix("gs://")), record))
+  assert _main(PLAN_BASE + [f"--plan={_tiny_plan(tmp_path, tiny_corpus)}"]) == 0
+  assert len([c for c in _calls(fake_cloud) if "ssh" in c]) == 4
+  read = lambda key: json.loads(
+      (bucket / "b/ptjf/chain" / key / "ptjf_phase.json").read_text())
+  temperature = read("scal_t2/main")
+  assert (temperature["method"], temperature["tau"]) == ("scalarization", 2.0)
+  # rate ~ size^(1/tau): fr 400, ro 40 examples.
+  assert temperature["rates"]["translate_en_ro"] == pytest.approx(
+      40 ** 0.5 / (400 ** 0.5 + 40 ** 0.5))
+  finetune = read("ptjf_r0.3/finetune")
+  assert finetune["start"] == {"mode": "params_only",
+                               "from": "pretrain_s4/pretrain/checkpoint_4"}
+  assert finetune["engine"] == "t5x" and finetune["method"] == "ptjf"
+
+
+def test_plan_and_split_together_are_a_user_error(fake_cloud, tmp_path,
+                                                  tiny_corpus):
+  with pytest.raises(UserError, match="give --plan or --split"):
+    _main(PLAN_BASE + [f"--plan={_tiny_plan(tmp_path, tiny_corpus)}",
+                       "--split=2+2", "--dry-run"])
