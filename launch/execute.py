@@ -109,6 +109,10 @@ def _mixture_bindings(job: Job) -> list[str]:
   if phase.tau is not None:
     fn, args = "temperature_mixture", {"tasks": list(phase.tasks),
                                        "tau": phase.tau}
+  elif phase.unimax is not None:
+    fn, args = "unimax_mixture", {"tasks": list(phase.tasks),
+                                  "budget": phase.unimax[0],
+                                  "max_epochs": phase.unimax[1]}
   elif phase.rates is not None:
     fn, args = "rate_mixture", {"tasks": list(phase.tasks),
                                 "rates": list(phase.rates)}
@@ -259,11 +263,14 @@ def phase_record(job: Job, sizes: dict[str, int],
   """The ptjf_phase.json of a phase (design.md section 4)."""
   from ptjf.tasks import mixing  # pylint: disable=g-import-not-at-top
   phase, exp = job.phase, job.experiment
+  known = {t: sizes[t] for t in phase.tasks if t in sizes}
   if phase.rates is not None:
     rates = mixing.normalize(dict(zip(phase.tasks, phase.rates)))
   elif phase.tau is not None:
-    known = {t: sizes[t] for t in phase.tasks if t in sizes}
     rates = (mixing.temperature_rates(known, phase.tau)
+             if len(known) == len(phase.tasks) else {})
+  elif phase.unimax is not None:
+    rates = (mixing.unimax_rates(known, *phase.unimax)
              if len(known) == len(phase.tasks) else {})
   else:
     rates = {phase.tasks[0]: 1.0}
@@ -279,6 +286,9 @@ def phase_record(job: Job, sizes: dict[str, int],
       "corpus_hash": corpus_hash, "engine": exp.engine}
   if phase.tau is not None:
     record["tau"] = phase.tau
+  if phase.unimax is not None:
+    record["unimax"] = {"budget": phase.unimax[0],
+                        "max_epochs": phase.unimax[1]}
   if sizes:
     record["task_sizes"] = {t: sizes[t] for t in phase.tasks if t in sizes}
   overrides = {**exp.overrides, **dict(phase.overrides)}
@@ -291,8 +301,8 @@ def phase_record(job: Job, sizes: dict[str, int],
 
 
 # Fields of ptjf_phase.json that must not change once a phase has started.
-_FIXED_FIELDS = ("rates", "tau", "steps", "batch_size", "start", "engine",
-                 "overrides")
+_FIXED_FIELDS = ("rates", "tau", "unimax", "steps", "batch_size", "start",
+                 "engine", "overrides")
 
 
 def check_unchanged(job: Job, record: dict) -> None:
@@ -308,8 +318,8 @@ def check_unchanged(job: Job, record: dict) -> None:
     stored = json.loads(path.read_text())
   except json.JSONDecodeError:
     return   # half-written by a killed launcher; rewritten before the run
-  fields = [f for f in _FIXED_FIELDS
-            if not (f == "rates" and job.phase.tau is not None)]
+  sized = job.phase.tau is not None or job.phase.unimax is not None
+  fields = [f for f in _FIXED_FIELDS if not (f == "rates" and sized)]
   for field in fields:
     if stored.get(field) != record.get(field):
       raise UserError(

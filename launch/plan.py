@@ -11,7 +11,9 @@ pre-training run among all its fine-tune runs:
 
 Rates are the LOW-resource task's sampling rate (the paper's grid i/10, as
 `ptjf.tasks.mixing.static_grid`); with more than two tasks a temperature tau
-is given instead. Sweep kinds (`[[sweep]] kind = ...`), each crossed with
+(`taus = [...]`) or UniMax (`unimax = [max_epochs, ...]`, with an optional
+`unimax_budget` in examples, which must be the phase's steps x batch_size,
+its default) is given instead. Sweep kinds (`[[sweep]] kind = ...`), each crossed with
 optional `lrs` / `dropouts` / `warmups` grids (gin macros LEARNING_RATE,
 DROPOUT_RATE, WARMUP_STEPS of every phase) and taking `overrides` (every
 phase), `pretrain_overrides` / `finetune_overrides` (the first / second phase
@@ -70,8 +72,9 @@ class Phase:
   """One training job.
 
   tasks: the tasks trained on; with `rates` (same order, normalised by the
-    engine) a static mixture, with `tau` a temperature mixture, with one task
-    and neither the task alone.
+    engine) a static mixture, with `tau` a temperature mixture, with `unimax`
+    (budget in examples, max_epochs) a UniMax mixture, with one task and none
+    of these the task alone.
   start: "scratch", "params_only" (PTJF reset) or "continue".
   parent: "run/phase" whose final checkpoint this phase starts from.
   overrides: gin macros for this phase (LEARNING_RATE, WARMUP_STEPS ...).
@@ -81,6 +84,7 @@ class Phase:
   steps: int
   rates: tuple[float, ...] | None = None
   tau: float | None = None
+  unimax: tuple[int, float] | None = None
   start: str = "scratch"
   parent: str | None = None
   overrides: tuple[tuple[str, Any], ...] = ()
@@ -164,18 +168,35 @@ def _check_keys(table: Mapping[str, Any], allowed: Iterable[str],
 
 @dataclasses.dataclass(frozen=True)
 class _Mix:
-  """The joint mixture of one grid point: a low-task rate or a tau."""
+  """The joint mixture of one grid point: a low-task rate, a tau or UniMax's
+  max_epochs (and budget; None: the phase's steps x batch size)."""
   suffix: str
   rates: tuple[float, ...] | None
   tau: float | None
+  max_epochs: float | None = None
+  budget: int | None = None
+
+  def phase_mix(self, tasks: tuple[str, ...], steps: int,
+                batch_size: int) -> dict[str, Any]:
+    """Phase fields of this mixture for a phase of `steps` steps."""
+    unimax = None
+    if self.max_epochs is not None:
+      unimax = (self.budget or steps * batch_size, self.max_epochs)
+    return {"tasks": tasks, "rates": self.rates, "tau": self.tau,
+            "unimax": unimax}
 
 
 def _grid(sweep: Mapping[str, Any], exp: "Experiment",
           where: str) -> list[_Mix]:
-  """Mixture points of a sweep: `rates` (two tasks) or `taus` (any number)."""
+  """Mixture points of a sweep: `rates` (two tasks), `taus` or `unimax`
+  (any number)."""
   tasks = exp.high + exp.low
-  if "rates" in sweep and "taus" in sweep:
-    raise UserError(f"{where} has both rates and taus: give one of them")
+  given = [k for k in ("rates", "taus", "unimax") if k in sweep]
+  if len(given) > 1:
+    raise UserError(f"{where} has {' and '.join(given)}: give one of them")
+  if "unimax_budget" in sweep and "unimax" not in sweep:
+    raise UserError(f"{where} has unimax_budget but no unimax = [max_epochs, "
+                    "...]: add it, or drop the budget")
   if "rates" in sweep:
     if len(exp.high) != 1 or len(exp.low) != 1:
       raise UserError(f"{where}: rates need exactly one high and one low task "
@@ -193,8 +214,17 @@ def _grid(sweep: Mapping[str, Any], exp: "Experiment",
       raise UserError(f"{where}: taus must be a non-empty list of positive "
                       "temperatures, e.g. [1, 3.33]")
     return [_Mix(f"t{_fmt(t)}", None, float(t)) for t in taus]
+  if "unimax" in sweep:
+    epochs, budget = sweep["unimax"], sweep.get("unimax_budget")
+    if (not isinstance(epochs, list) or not epochs
+        or not all(_positive_number(e) for e in epochs)):
+      raise UserError(f"{where}: unimax must be a non-empty list of positive "
+                      "max_epochs, e.g. [1, 4]")
+    if budget is not None:
+      budget = _positive_int(budget, f"{where} unimax_budget")
+    return [_Mix(f"u{_fmt(e)}", None, None, float(e), budget) for e in epochs]
   raise UserError(f"{where} has no mixture grid: give rates = [0.1, ...] (two "
-                  "tasks) or taus = [3.33] (any number of tasks)")
+                  "tasks), taus = [3.33] or unimax = [1] (any number of tasks)")
 
 
 def _pretrain_mix(exp: "Experiment") -> dict[str, Any]:
@@ -220,7 +250,7 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
   prefix = sweep.get("prefix", {"scalarization": "scal",
                                "pretrain_length": "ptjf"}.get(kind, kind))
   all_tasks = exp.high + exp.low
-  joint = lambda m: {"tasks": all_tasks, "rates": m.rates, "tau": m.tau}
+  joint = lambda m, steps: m.phase_mix(all_tasks, steps, exp.batch_size)
   runs = []
 
   def pretrain_run(steps: int) -> tuple[Run, str]:
@@ -240,7 +270,7 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
       tag = f"_s{steps}" if len(lengths) > 1 else ""
       runs.append(Run(f"{prefix}_{mix.suffix}{tag}{suffix}", "scalarization",
                       (Phase("main", steps=steps, overrides=overrides["main"],
-                             **joint(mix)),)))
+                             **joint(mix, steps)),)))
   elif kind in ("ptjf", "transfer", "pretrain_length"):
     if kind == "pretrain_length":
       pre_list = _steps_list(sweep.get("pretrain_steps"),
@@ -265,7 +295,7 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
         names = [f"{prefix}{suffix}"]
       else:
         grid = _grid(sweep, exp, where)
-        mixes = [joint(m) for m in grid]
+        mixes = [joint(m, fine) for m in grid]
         names = [f"{prefix}{tag}_{m.suffix}{suffix}" for m in grid]
       for name, mix in zip(names, mixes):
         runs.append(Run(name, "transfer" if kind == "transfer" else "ptjf",
@@ -278,21 +308,23 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
     for mix in _grid(sweep, exp, where):
       name = f"{prefix}_{mix.suffix}{suffix}"
       runs.append(Run(name, "restart", (
-          Phase("main", steps=pre, overrides=overrides["first"], **joint(mix)),
+          Phase("main", steps=pre, overrides=overrides["first"],
+                **joint(mix, pre)),
           Phase("restart", steps=fine, start="params_only",
                 parent=f"{name}/main", overrides=overrides["second"],
-                **joint(mix)))))
+                **joint(mix, fine)))))
   return runs
 
 
 _TWO_PHASES = {"pretrain_steps", "finetune_steps", "pretrain_overrides",
                "finetune_overrides"}
+_MIXES = {"rates", "taus", "unimax", "unimax_budget"}
 _SWEEP_KEYS = {
-    "scalarization": {"steps", "rates", "taus"},
-    "ptjf": _TWO_PHASES | {"rates", "taus"},
-    "restart": _TWO_PHASES | {"rates", "taus"},
+    "scalarization": {"steps"} | _MIXES,
+    "ptjf": _TWO_PHASES | _MIXES,
+    "restart": _TWO_PHASES | _MIXES,
     "transfer": _TWO_PHASES,
-    "pretrain_length": _TWO_PHASES | {"total_steps", "rates", "taus"},
+    "pretrain_length": _TWO_PHASES | {"total_steps"} | _MIXES,
 }
 
 
@@ -350,15 +382,17 @@ def _overrides(value: Any, where: str) -> dict[str, Any]:
   return dict(value)
 
 
-_PHASE_KEYS = {"name", "tasks", "rates", "tau", "steps", "start", "from",
-               "overrides"}
+_PHASE_KEYS = {"name", "tasks", "rates", "tau", "unimax", "steps", "start",
+               "from", "overrides"}
 
 
-def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
+def _explicit_run(table: Mapping[str, Any], where: str,
+                  batch_size: int) -> Run:
   """A `[[run]]` table: name, method, and `[[run.phase]]` entries.
 
   A phase's `from` names the phase it starts from, "run/phase" or, within the
-  same run, "phase".
+  same run, "phase"; `unimax = {max_epochs = 1, budget = ...}` (budget
+  defaults to steps x batch_size).
   """
   _check_keys(table, {"name", "method", "phase"}, where)
   name = table.get("name")
@@ -382,6 +416,17 @@ def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
     if tau is not None and not _positive_number(tau):
       raise UserError(f"{pwhere}: tau = {tau!r} is not a positive number: "
                       "use e.g. 3.33")
+    steps = _positive_int(p.get("steps"), f"{pwhere} steps")
+    unimax = p.get("unimax")
+    if unimax is not None:
+      if (not isinstance(unimax, dict) or not set(unimax) <= {"budget",
+                                                             "max_epochs"}
+          or not _positive_number(unimax.get("max_epochs", 1))):
+        raise UserError(f"{pwhere}: unimax = {unimax!r}: give a table "
+                        "{max_epochs = 1} (and budget, in examples)")
+      unimax = (_positive_int(unimax.get("budget", steps * batch_size),
+                              f"{pwhere} unimax budget"),
+                float(unimax.get("max_epochs", 1)))
     start = p.get("start", "scratch" if "from" not in p else "params_only")
     if start not in START_MODES:
       raise UserError(f"{pwhere}: unknown start {start!r}: use one of "
@@ -391,9 +436,9 @@ def _explicit_run(table: Mapping[str, Any], where: str) -> Run:
       parent = f"{name}/{parent}"
     phases.append(Phase(
         name=p.get("name", "main"), tasks=tuple(tasks),
-        steps=_positive_int(p.get("steps"), f"{pwhere} steps"),
-        rates=tuple(float(r) for r in rates) if rates else None,
-        tau=None if tau is None else float(tau), start=start, parent=parent,
+        steps=steps, rates=tuple(float(r) for r in rates) if rates else None,
+        tau=None if tau is None else float(tau), unimax=unimax, start=start,
+        parent=parent,
         overrides=tuple(_overrides(p.get("overrides", {}), pwhere).items())))
   if not phases:
     raise UserError(f"{where} {name!r} has no [[run.phase]]: give at least one")
@@ -461,7 +506,7 @@ def parse_plan(data: Mapping[str, Any], **overrides: Any) -> Experiment:
   for i, sweep in enumerate(data.get("sweep", [])):
     runs += sweep_runs(sweep, exp, f"[[sweep]] {i + 1}")
   for i, table in enumerate(data.get("run", [])):
-    runs.append(_explicit_run(table, f"[[run]] {i + 1}"))
+    runs.append(_explicit_run(table, f"[[run]] {i + 1}", exp.batch_size))
   exp.runs = _dedupe(runs)
   if not exp.runs:
     raise UserError("the plan has no runs: add a [[sweep]] or [[run]] table")
@@ -494,9 +539,16 @@ def validate(exp: Experiment) -> None:
     if phase.parent and phase.parent not in phases:
       raise UserError(f"{key} starts from unknown phase {phase.parent!r}: "
                       f"use one of {', '.join(phases)}")
-    if len(phase.tasks) > 1 and phase.rates is None and phase.tau is None:
-      raise UserError(f"{key} has {len(phase.tasks)} tasks but no rates or "
-                      "tau: give one of them")
+    if len(phase.tasks) > 1 and (phase.rates, phase.tau,
+                                 phase.unimax) == (None, None, None):
+      raise UserError(f"{key} has {len(phase.tasks)} tasks but no rates, tau "
+                      "or unimax: give one of them")
+    drawn = phase.steps * exp.batch_size
+    if phase.unimax and phase.unimax[0] != drawn:
+      raise UserError(f"{key}: UniMax budget {phase.unimax[0]} examples, but "
+                      f"the phase draws {phase.steps} steps x batch "
+                      f"{exp.batch_size} = {drawn}: drop the budget (it "
+                      "defaults to that) or change steps")
   order(exp)
 
 

@@ -267,6 +267,30 @@ def test_t5x_command_binds_the_mixture_as_the_local_engine_does(tmp_path):
   assert "--gin_bindings=temperature_mixture.tau = 2.0" in command
 
 
+def test_unimax_phase_binds_its_mixture_and_records_its_rates(tmp_path,
+                                                             tiny_corpus):
+  exp = plan.parse_plan({**PLAN, "sweep": [{"kind": "scalarization",
+                                            "steps": 10, "unimax": [1]}]})
+  run, phase = exp.phases()["scal_u1/main"]
+  job = execute.Job(exp, run, phase, tmp_path / "u", None, None)
+  bindings = execute._mixture_bindings(job)
+  assert bindings[:3] == ["MIXTURE_OR_TASK_NAME = @unimax_mixture()",
+                          "unimax_mixture.tasks = ['translate_en_fr', "
+                          "'translate_en_ro']", "unimax_mixture.budget = 80"]
+  record = execute.phase_record(job, {"translate_en_fr": 400,
+                                      "translate_en_ro": 40}, None)
+  # Budget 80 examples: ro gets its uniform half (40, one epoch), fr the rest.
+  assert record["rates"] == {"translate_en_ro": 0.5, "translate_en_fr": 0.5}
+  assert record["unimax"] == {"budget": 80, "max_epochs": 1.0}
+
+
+def test_every_builtin_local_plan_has_its_gin_files():
+  for path in sorted((pathlib.Path(plan.__file__).parent / "plans").glob("*.toml")):
+    exp = plan.load_plan(path)
+    if exp.engine == "local":
+      execute.check_local_gin(exp)
+
+
 def test_t5x_gin_names_only_known_phase_kinds():
   with pytest.raises(UserError, match="unknown field 'restart' in "
                      r"\[experiment\] t5x_gin"):

@@ -140,6 +140,24 @@ def test_sweep_errors_are_one_line(sweep, message):
   assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_unimax_budget_is_what_each_phase_draws():
+  exp = make({"kind": "ptjf", "pretrain_steps": 40, "finetune_steps": 10,
+              "unimax": [1, 4]},
+             {"kind": "scalarization", "steps": 30, "unimax": [1],
+              "unimax_budget": 240})
+  assert exp.phases()["ptjf_u4/finetune"][1].unimax == (10 * 8, 4.0)
+  assert exp.phases()["scal_u1/main"][1].unimax == (240, 1.0)
+  (run,) = make(runs=[{"name": "mine", "phase": [
+      {"tasks": ["a", "b"], "steps": 5, "unimax": {"max_epochs": 2}}]}]).runs
+  assert run.phases[0].unimax == (40, 2.0)
+  with pytest.raises(UserError, match="UniMax budget 100 examples, but the "
+                     "phase draws 30 steps x batch 8 = 240: drop the budget"):
+    make({"kind": "scalarization", "steps": 30, "unimax": [1],
+          "unimax_budget": 100})
+  with pytest.raises(UserError, match="has taus and unimax: give one"):
+    make({"kind": "scalarization", "steps": 3, "unimax": [1], "taus": [2]})
+
+
 def test_plan_errors():
   with pytest.raises(UserError, match="has no 'low'"):
     plan.parse_plan({"experiment": {"name": "x", "high": "a"},
@@ -155,7 +173,7 @@ def test_plan_errors():
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
         {"name": "b", "phase": [{"tasks": ["a", "b"], "steps": 5,
                                  "rates": [1, "x"]}]}]})
-  with pytest.raises(UserError, match="has 2 tasks but no rates or tau"):
+  with pytest.raises(UserError, match="has 2 tasks but no rates, tau or unimax"):
     plan.parse_plan({"experiment": EXPERIMENT, "run": [
         {"name": "b", "phase": [{"tasks": ["a", "b"], "steps": 5}]}]})
   with pytest.raises(UserError, match="unknown phase 'nope/pre'"):
