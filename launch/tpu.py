@@ -120,12 +120,41 @@ def _create(args: argparse.Namespace) -> Step:
        *where])
 
 
+def _sized_task_sizes(exp: plan_lib.Experiment, known: dict[str, int],
+                      tfds_data_dir: str | None) -> dict[str, int]:
+  """Train sizes of the tasks of temperature and UniMax phases (their rates
+  depend on them) that `known` (the local corpus) lacks: cluster tasks, read
+  from TFDS's metadata in tfds_data_dir."""
+  # pylint: disable=g-import-not-at-top
+  import gin
+  from ptjf.tasks import mixtures
+  missing = sorted({t for run in exp.runs for p in run.phases
+                    if p.tau is not None or p.unimax is not None
+                    for t in p.tasks} - set(known))
+  if not missing:
+    return {}
+  with gin.unlock_config():
+    gin.bind_parameter("ptjf.tasks.cluster.register_cluster_task.data_dir",
+                       tfds_data_dir)
+    if exp.overrides.get("VOCAB_PATH"):
+      gin.bind_parameter("ptjf.tasks.cluster.register_cluster_task.vocab_path",
+                         exp.overrides["VOCAB_PATH"])
+  try:
+    return mixtures.train_sizes(missing)
+  except Exception as e:  # pylint: disable=broad-except  (TFDS, gcs, seqio)
+    raise UserError(f"cannot read the train sizes of {', '.join(missing)} "
+                    f"(temperature / UniMax rates) from {tfds_data_dir} "
+                    f"({type(e).__name__}): prepare the TFDS data there (the "
+                    "T5X jobs read it too), or give the plan's corpus_dir"
+                    ) from None
+
+
 def plan_steps(args: argparse.Namespace, with_records: bool) -> list[Step]:
   """`--plan`: create the TPU, then every phase of the plan in order.
 
   Each phase is `execute.t5x_phase` (what engine "t5x" runs locally) with its
   MODEL_DIR on the bucket; with_records adds its ptjf_phase.json (task sizes
-  from the plan's local corpus, when there is one, for temperature rates).
+  for temperature and UniMax rates from the plan's local corpus, else TFDS).
   """
   exp = plan_lib.load_plan(args.plan)
   root = f"{args.bucket}/{exp.name}"
@@ -134,6 +163,7 @@ def plan_steps(args: argparse.Namespace, with_records: bool) -> list[Step]:
   if with_records:
     sizes, corpus_hash = execute_lib.corpus_facts(exp, exp.corpus_dir,
                                                   required=False)
+    sizes.update(_sized_task_sizes(exp, sizes, args.tfds_data_dir))
   steps = [_create(args)]
   for key in plan_lib.order(exp):
     run, phase = exp.phases()[key]

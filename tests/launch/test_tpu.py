@@ -225,3 +225,43 @@ def test_plan_and_split_together_are_a_user_error(fake_cloud, tmp_path,
   with pytest.raises(UserError, match="give --plan or --split"):
     _main(PLAN_BASE + [f"--plan={_tiny_plan(tmp_path, tiny_corpus)}",
                        "--split=2+2", "--dry-run"])
+
+
+def test_plan_records_of_cluster_tasks_take_sizes_from_tfds(
+    fake_cloud, tmp_path, monkeypatch):
+  from ptjf.tasks import mixtures  # pylint: disable=g-import-not-at-top
+  tasks = ["mc4_span_corruption_en", "mc4_span_corruption_gd"]
+  plan_file = tmp_path / "mc4.toml"
+  plan_file.write_text(f"""
+[experiment]
+name = "mc4"
+engine = "t5x"
+high = "{tasks[0]}"
+low = "{tasks[1]}"
+
+[[sweep]]
+kind = "scalarization"
+steps = 10
+taus = [1]
+""")
+  asked = []
+
+  def sizes(names):
+    asked.append(list(names))
+    raise ValueError("no dataset_info.json")
+
+  monkeypatch.setattr(mixtures, "train_sizes", sizes)
+  argv = PLAN_BASE + [f"--plan={plan_file}", "--tfds-data-dir=gs://b/tfds"]
+  with pytest.raises(UserError, match="cannot read the train sizes of "
+                     "mc4_span_corruption_en, mc4_span_corruption_gd .* from "
+                     "gs://b/tfds .*prepare the TFDS data"):
+    _main(argv)
+  assert asked == [tasks] and _calls(fake_cloud) == []
+  monkeypatch.setattr(mixtures, "train_sizes",
+                      lambda names: {tasks[0]: 900, tasks[1]: 100})
+  written = {}
+  monkeypatch.setattr(tpu, "write_record",
+                      lambda path, record: written.update({path: record}))
+  assert _main(argv) == 0
+  record = written["gs://b/ptjf/mc4/scal_t1/main/ptjf_phase.json"]
+  assert record["rates"] == {tasks[0]: 0.9, tasks[1]: 0.1}
