@@ -140,7 +140,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   data_seed: the phase's own seed (default random_seed): its training data order and, with
     random_seed, its dropout masks; a phase that starts from another should use a new one, or
     it re-reads the examples (and replays the masks) its parent began with.
-  label_smoothing: of the training loss (T5X's; evaluation is plain cross-entropy).
+  label_smoothing: of the `loss` tags, in training and evaluation alike (T5X's); the plain
+    cross-entropy tag (losses.PLAIN_CROSS_ENT) has none.
   bleu_examples: > 0 decodes that many validation examples of each translation task (beam
     `beam_size`) at the last step, and every `bleu_period` steps if > 0, and writes sacrebleu
     BLEU to inference_eval/<task>/.
