@@ -70,7 +70,7 @@ class TransformerConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64,
                  num_encoder_layers=1, num_decoder_layers=1),
-    "demo": dict(emb_dim=64, num_heads=4, head_dim=16, mlp_dim=256,
+    "demo": dict(emb_dim=96, num_heads=4, head_dim=24, mlp_dim=384,
                  num_encoder_layers=2, num_decoder_layers=2),
     "small": dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=512,
                   num_encoder_layers=2, num_decoder_layers=2),
