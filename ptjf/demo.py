@@ -55,7 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
   """Adds `ptjf demo` to the `ptjf` parser."""
   parser = subparsers.add_parser(
-      "demo", help="corpus + PTJF/scalarization/restart sweep + report (~11 min on 2 cores)",
+      "demo", help="corpus + PTJF/scalarization/restart sweep (7 phases) + report",
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--corpus-dir", default="data/demo_corpus")
   parser.add_argument("--runs-dir", default=None,
