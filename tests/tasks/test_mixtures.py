@@ -1,12 +1,14 @@
 """Gin mixture functions, and the rates a mixture really samples at."""
 import collections
 import doctest
+import pathlib
 
 import gin
 import pytest
 import seqio
 import tensorflow as tf
 
+import ptjf.gin
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures
 
@@ -106,6 +108,24 @@ def test_gin_line_registers_and_returns_the_name(tiny_corpus):
   assert name == "mix_translate_en_fr_0.5_translate_en_ro_0.5"
   assert seqio.get_mixture_or_task(name).get_rate(
       seqio.get_mixture_or_task("translate_en_ro")) == 0.5
+
+
+@pytest.mark.parametrize("mixture", ["@temperature_mixture()", "@unimax_mixture()"])
+def test_every_mixture_reads_corpus_dir_from_the_local_gin(tiny_corpus, tmp_path, monkeypatch,
+                                                           mixture):
+  monkeypatch.setenv("PTJF_CORPUS_DIR", str(tmp_path / "no_corpus"))
+  base = pathlib.Path(ptjf.gin.__file__).parent / "local" / "base.gin"
+  with gin.unlock_config():
+    gin.parse_config_files_and_bindings([str(base)], [
+        f"CORPUS_DIR = '{tiny_corpus.root}'", f"MIXTURE_OR_TASK_NAME = {mixture}",
+        f"temperature_mixture.tasks = {TASKS}", "temperature_mixture.tau = 2",
+        f"unimax_mixture.tasks = {TASKS}", "unimax_mixture.budget = 100"],
+        skip_unknown=True, finalize_config=False)
+  try:
+    name = gin.query_parameter("MIXTURE_OR_TASK_NAME/macro.value").scoped_configurable_fn()
+  finally:
+    gin.clear_config()
+  assert set(mixtures.mixture_rates(name)) == set(TASKS)
 
 
 def test_single_task_and_mixture_rates(tiny_corpus):
