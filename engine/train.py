@@ -132,7 +132,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           eval_train_examples: int = 64, bleu_examples: int = 0, bleu_period: int = 0,
           beam_size: int = 4,
           freeze: Sequence[str] = (), also_evaluate: Sequence[str] = (),
-          keep_checkpoints: int = 3, progress: Optional[Callable[[int, float], None]] = None) -> None:
+          keep_checkpoints: int = 3, progress: Optional[Callable[[int, int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
 
   restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
@@ -270,7 +270,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     scalars.update({f"tokens_seen/{t}": int(seen[i, 1]) for i, t in enumerate(tasks)})
     writer("train").write_scalars(step, scalars)
     if progress:
-      progress(step, loss)
+      progress(step, train_steps, loss)
     if at_eval or step == train_steps:
       run_eval()
     if bleu_sets and (step == train_steps or (bleu_period and step % bleu_period == 0)):

@@ -1,11 +1,14 @@
 """`ptjf train` from the packaged local gin files; bad bindings are one-line errors."""
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+import ptjf.gin
 from ptjf import cli
+from ptjf.gin import macros
 from ptjf.engine import cli as engine_cli
 from ptjf.tasks import local
 
@@ -49,3 +52,48 @@ def test_jax_cache_is_bounded(tmp_path):
                  env=env, check=True, capture_output=True)
   names = [p.name for p in tmp_path.iterdir()]
   assert any(n.endswith("-atime") for n in names), names
+
+
+def _refused(capsys, *flags: str) -> str:
+  """The one error line of `ptjf train` with the packaged local gin files and `flags`."""
+  assert cli.main(["train", "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
+                   "--gin_file=local/nmt_adam.gin", *flags]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1, err
+  return err[0]
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--gin.TRAIN_STESP=20", "unknown gin macro TRAIN_STESP .*did you mean TRAIN_STEPS"),
+    ("--gin_bindings=WARMUP_STPES = 5", "unknown gin macro WARMUP_STPES .*did you mean WARMUP_STEPS"),
+    ("--gin.EVAL_PERIOD=%EVAL_PERIDO", "%EVAL_PERIDO is used but never defined: did you mean "
+     "%EVAL_PERIOD"),
+    ("--gin_bindings=train.eval_period = (", "--gin_bindings is not valid gin"),
+])
+def test_unknown_macro_or_bad_binding_is_refused_before_any_work(capsys, tmp_path, flag, message):
+  line = _refused(capsys, f"--gin.MODEL_DIR='{tmp_path}/p'", flag)
+  assert re.search(message, line), line
+  assert not (tmp_path / "p").exists()
+
+
+def test_gin_file_that_does_not_parse_is_one_line(capsys, tmp_path):
+  bad = tmp_path / "bad.gin"
+  bad.write_text("TRAIN_STEPS = 10\ntrain.batch_size = = 3\n")
+  assert re.search(r"bad.gin is not valid gin \(line 2", _refused(capsys, f"--gin_file={bad}"))
+
+
+def test_a_new_macro_used_by_a_binding_is_accepted():
+  macros.check([engine_cli.resolve_gin_file("local/base.gin", [os.path.dirname(ptjf.gin.__file__)])],
+               ["MY_STEPS = 3", "TRAIN_STEPS = %MY_STEPS"])
+
+
+def test_progress_without_a_terminal_is_a_plain_line_every_period(capsys, monkeypatch):
+  clock = iter([100.0, 101.0, 110.0, 111.0])
+  monkeypatch.setattr(engine_cli.time, "time", lambda: next(clock))
+  progress = engine_cli.ProgressLine(terminal=False, period=5)
+  for step, loss in ((10, 8.0), (20, 7.0), (110, 6.0), (120, 5.5)):
+    progress(step, 120, loss)
+  assert capsys.readouterr().out.splitlines() == [
+      "step 10/120, 0.00 steps/s, loss 8, ETA ?",
+      "step 110/120, 10.00 steps/s, loss 6, ETA 0m01s",
+      "step 120/120, 10.00 steps/s, loss 5.5, ETA 0m00s"]   # the last step always

@@ -1,0 +1,95 @@
+"""The ALL_CAPS gin macros a configuration defines and uses, checked before any work.
+
+gin takes `TRAIN_STESP = 20` as a new macro that nothing reads (the run trains the default
+1,000 steps) and `%EVAL_PERIDO` fails only when the trainer calls it. `check` refuses both
+with one line naming the closest known macro:
+
+>>> closest("TRAIN_STESP", {"TRAIN_STEPS", "BATCH_SIZE"})
+'TRAIN_STEPS'
+"""
+import difflib
+import os
+import tokenize
+from typing import Iterable, Sequence
+
+from gin import config_parser
+
+from ptjf.errors import UserError
+
+
+class _Recorder(config_parser.ParserDelegate):
+  """Parses gin text without binding anything, noting each `%MACRO` used."""
+
+  def __init__(self):
+    self.used: set[str] = set()
+
+  def configurable_reference(self, scoped_configurable_name, evaluate):
+    return None
+
+  def macro(self, macro_name):
+    if "." not in macro_name:  # not %gin.REQUIRED or a gin.constant
+      self.used.add(macro_name)
+    return None
+
+
+def scan(text: str, where: str, search_paths: Sequence[str] = ()) -> tuple[set[str], set[str]]:
+  """(macros defined, macros used) by gin `text`, following its `include`s on `search_paths`.
+
+  A syntax error is a UserError naming `where` and the line.
+  """
+  recorder, defined = _Recorder(), set()
+  try:
+    for statement in config_parser.ConfigParser(text, recorder):
+      if isinstance(statement, config_parser.BindingStatement) and not statement.arg_name:
+        defined.add(f"{statement.scope}/{statement.selector}" if statement.scope
+                    else statement.selector)
+      elif isinstance(statement, config_parser.IncludeStatement):
+        path = next((os.path.join(base, statement.filename) for base in ("", *search_paths)
+                     if os.path.isfile(os.path.join(base, statement.filename))), None)
+        if path:  # a missing include is gin's own one-line error later
+          more_defined, more_used = read(path, search_paths)
+          defined |= more_defined
+          recorder.used |= more_used
+  except SyntaxError as e:
+    raise UserError(f"{where} is not valid gin (line {e.lineno}: {e.msg}): fix that line") from None
+  except tokenize.TokenError as e:
+    raise UserError(f"{where} is not valid gin (line {e.args[1][0]}: {e.args[0]}): close the "
+                    "bracket or quote") from None
+  return defined, recorder.used
+
+
+def read(path: str, search_paths: Sequence[str] = ()) -> tuple[set[str], set[str]]:
+  """`scan` of a gin file."""
+  with open(path, encoding="utf-8") as f:
+    return scan(f.read(), path, search_paths)
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+  """The known macro most like `name`, if any is close."""
+  match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+  return match[0] if match else None
+
+
+def refuse_unknown(names: Iterable[str], known: set[str], where: str) -> None:
+  """UserError for the first of `names` not in `known`, naming the closest known macro."""
+  for name in sorted(set(names) - known):
+    near = closest(name, known)
+    hint = f"did you mean {near}?" if near else f"use one of {', '.join(sorted(known))}"
+    raise UserError(f"unknown gin macro {name} in {where}: {hint}")
+
+
+def check(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = ()) -> None:
+  """UserError unless every macro the bindings set is defined or used by a file or binding,
+  and every `%MACRO` used is defined somewhere."""
+  defined, used = set(), set()
+  for path in files:
+    if os.path.isfile(path):  # a missing file is gin's own one-line error later
+      more_defined, more_used = read(path, search_paths)
+      defined, used = defined | more_defined, used | more_used
+  bound, bound_used = scan("\n".join(bindings), "--gin_bindings", search_paths)
+  refuse_unknown(bound, defined | used | bound_used, "--gin_bindings / --gin.NAME")
+  for name in sorted(used | bound_used):
+    if name not in defined | bound:
+      near = closest(name, defined | bound)
+      hint = f"did you mean %{near}?" if near else f"define it with --gin.{name}=VALUE"
+      raise UserError(f"gin macro %{name} is used but never defined: {hint}")
