@@ -16,8 +16,10 @@ are skipped, and every failure is listed at the end with its log.
 """
 import ast
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
 import pathlib
@@ -26,8 +28,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Iterable, Sequence
+import time
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ptjf import startup
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
@@ -35,6 +39,8 @@ from ptjf.launch import t5x
 DEFAULT_RUNS_DIR = "runs"
 LOG_FILE = "log.txt"
 PHASE_FILE = "ptjf_phase.json"
+LOCK_FILE = ".ptjf_lock"
+PROGRESS_PERIOD = 30.0  # seconds between a phase's progress lines without a terminal
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
@@ -181,6 +187,22 @@ def check_local_gin(exp: plan_lib.Experiment) -> None:
       raise UserError(f"no local gin file for {kind} {getattr(exp, kind)!r} "
                       f"({local_dir / name}.gin): set {kind} in [experiment] "
                       f"to one of {', '.join(known) or '(none installed)'}")
+
+
+def check_local_macros(jobs: Iterable[Job]) -> None:
+  """UserError for a plan override that the phase's local gin files do not
+  know (a typo gin would take as a new macro), naming the closest one."""
+  from ptjf.gin import macros  # pylint: disable=g-import-not-at-top
+  local_dir = t5x.ptjf_root() / "gin"
+  for job in jobs:
+    known = set()
+    for name in local_command(job):
+      if name.startswith("--gin_file="):
+        path = local_dir / name[len("--gin_file="):]
+        if path.is_file():
+          defined, used = macros.read(str(path))
+          known |= defined | used
+    macros.refuse_unknown(_macros(job), known, f"the plan's overrides of {job.key}")
 
 
 def t5x_phase(job: Job, model_dir: str,
@@ -338,9 +360,10 @@ def _last_line(log_path: pathlib.Path) -> str:
 # --- running -----------------------------------------------------------------
 
 def _run_logged(command: Sequence[str], log_path: pathlib.Path,
-                show: Callable[[str], None]) -> int:
-  """Runs `command`, appending its output to log_path; returns the exit code."""
-  env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                show: Callable[[str], None], pass_fds: Sequence[int] = ()) -> int:
+  """Runs `command`, appending its output to log_path; returns the exit code.
+  The command dies with this process (`startup.child_env`)."""
+  env = startup.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
@@ -349,7 +372,7 @@ def _run_logged(command: Sequence[str], log_path: pathlib.Path,
     log.flush()
     with subprocess.Popen(command, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, env=env,
-                          errors="replace") as proc:
+                          errors="replace", pass_fds=pass_fds) as proc:
       for line in proc.stdout:
         log.write(line)
         log.flush()
@@ -359,12 +382,14 @@ def _run_logged(command: Sequence[str], log_path: pathlib.Path,
 
 
 class _Progress:
-  """Launcher lines, and on a terminal the latest trainer line of each running
-  phase in place below them ("[2/11] 450step ... | [5/11] 120step ...")."""
+  """Launcher lines, and the latest trainer line of each running phase: on a
+  terminal in place below them ("[2/11] step 450/1300, ... | [5/11] ..."),
+  else its progress lines ("step ...") every PROGRESS_PERIOD seconds."""
 
   def __init__(self):
     self._tty = sys.stdout.isatty()
     self._latest: dict[str, str] = {}
+    self._shown: dict[str, float] = {}  # head -> time of its last progress line
     self._drawn = False  # a status line is on screen
     self._lock = threading.Lock()
 
@@ -394,6 +419,11 @@ class _Progress:
         with self._lock:
           self._latest[head] = f"{tag} {line}"
           self._draw()
+      elif line.startswith("step "):
+        now = time.time()
+        if now - self._shown.get(head, -PROGRESS_PERIOD) >= PROGRESS_PERIOD:
+          self._shown[head] = now
+          self.say(f"{head} {line}")
     return show
 
   def ended(self, head: str) -> None:
@@ -423,6 +453,9 @@ def run_plan(exp: plan_lib.Experiment,
     corpus_dir = str(pathlib.Path(corpus_dir).resolve())
   keys = plan_lib.order(
       exp, None if only_runs is None else plan_lib.run_keys(exp, only_runs))
+  jobs_by_key = {key: _job(exp, key, runs_dir, corpus_dir) for key in keys}
+  if exp.engine == "local":
+    check_local_macros(jobs_by_key.values())
   summary = Summary()
   if dry_run:
     print(f"plan {exp.name} ({exp.engine} engine), runs in "
@@ -437,7 +470,6 @@ def run_plan(exp: plan_lib.Experiment,
         exp, corpus_dir, required=real_engine and exp.engine == "local")
   if real_engine and exp.engine == "local" and not dry_run:
     check_local_gin(exp)
-  jobs_by_key = {key: _job(exp, key, runs_dir, corpus_dir) for key in keys}
   records = {job.key: phase_record(job, sizes, corpus_hash)
              for job in jobs_by_key.values()}
   for job in jobs_by_key.values():
@@ -494,7 +526,7 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
         waiting.remove(key)
         progress.say(f"{heads[key]} {_state(job)} ({job.phase.steps} steps)")
         running[pool.submit(_run_phase, job, records[job.key], builder(job),
-                            progress.echo(heads[key]))] = key
+                            progress.echo(heads[key]), progress.say)] = key
       done, _ = concurrent.futures.wait(
           running, return_when=concurrent.futures.FIRST_COMPLETED)
       for future in done:
@@ -511,14 +543,35 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
                        f"{job.model_dir / LOG_FILE}")
 
 
-def _run_phase(job: Job, record: dict, command: list[str],
-               show: Callable[[str], None]) -> str | None:
-  """Writes ptjf_phase.json and trains; None if finished, else the problem.
-  `show` gets each line the trainer prints."""
+@contextlib.contextmanager
+def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
+  """Holds MODEL_DIR's lock (its file descriptor) while the phase trains, so
+  two launchers never train one phase at once: the second waits. The trainer
+  holds it too (the kernel drops a flock when its last holder dies)."""
   job.model_dir.mkdir(parents=True, exist_ok=True)
-  (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
-  log_path = job.model_dir / LOG_FILE
-  code = _run_logged(command, log_path, show)
+  fd = os.open(job.model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      say(f"{job.key}: another launcher is training it; waiting for it")
+      fcntl.flock(fd, fcntl.LOCK_EX)
+    yield fd
+  finally:
+    os.close(fd)
+
+
+def _run_phase(job: Job, record: dict, command: list[str],
+               show: Callable[[str], None],
+               say: Callable[[str], None]) -> str | None:
+  """Writes ptjf_phase.json and trains; None if finished, else the problem.
+  `show` gets each line the trainer prints, `say` the launcher's own."""
+  with _phase_lock(job, say) as lock:
+    if is_finished(job.model_dir, job.phase.steps):
+      return None  # by the launcher that held the lock
+    (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    log_path = job.model_dir / LOG_FILE
+    code = _run_logged(command, log_path, show, pass_fds=(lock,))
   if code == 0 and is_finished(job.model_dir, job.phase.steps):
     return None
   why = (f"exit {code}" if code else

@@ -4,10 +4,9 @@ Each area owns a `cli.py` with `register(subparsers)`; heavy imports
 (TensorFlow, JAX) happen inside the commands so `ptjf --help` stays fast.
 """
 import argparse
-import os
 import sys
 
-from ptjf import __version__
+from ptjf import __version__, startup
 from ptjf.errors import UserError
 
 _AREAS = ("ptjf.tasks.cli", "ptjf.engine.cli", "ptjf.launch.cli",
@@ -39,10 +38,9 @@ def main(argv: list[str] | None = None) -> int:
   process may restart itself once with ptjf.engine.allocator's setting)."""
   if argv is None:
     from ptjf.engine import allocator
+    startup.die_with_parent()
     allocator.reexec_tuned()
-  # TensorFlow's C++ info and error logs (e.g. a failed cuInit on a machine
-  # without a GPU, printed when the report reads event files) are noise here.
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  startup.quiet_tensorflow()
   parser = build_parser()
   argv = sys.argv[1:] if argv is None else argv
   if argv[:1] == ["train"]:

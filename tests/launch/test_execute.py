@@ -1,9 +1,11 @@
 """Running plans (ptjf.launch.execute) with a fake trainer, once for real."""
+import fcntl
 import json
 import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -413,3 +415,107 @@ rates = [0.3]
     assert browser.screenshot_colours(pathlib.Path(page), tmp_path) > 200
 
 
+
+
+@pytest.mark.parametrize("where, table", [
+    ("experiment", {"overrides": {"WARMUP_STPES": 5}}),
+    ("sweep", {"finetune_overrides": {"WARMUP_STPES": 5}}),
+    ("sweep", {"pretrain_overrides": {"WARMUP_STPES": 5}}),
+    ("sweep", {"lrs": [0.1], "overrides": {"WARMUP_STPES": 5}}),
+])
+def test_unknown_macro_in_plan_overrides_is_refused_before_any_work(
+    tmp_path, fake, capsys, where, table):
+  data = {**PLAN, "sweep": [PLAN["sweep"][0]]}
+  if where == "experiment":
+    data["experiment"] = {**PLAN["experiment"], **table}
+  else:
+    data["sweep"] = [{**PLAN["sweep"][0], **table}]
+  for dry_run in (True, False):
+    with pytest.raises(UserError, match="unknown gin macro WARMUP_STPES in the "
+                       "plan's overrides of .*: did you mean WARMUP_STEPS"):
+      execute.run_plan(plan.parse_plan(data), tmp_path / "runs",
+                       command_builder=fake, dry_run=dry_run)
+  assert not fake.calls() and not (tmp_path / "runs").exists()
+  assert not capsys.readouterr().out
+
+
+def test_without_a_terminal_each_phase_prints_progress_lines(tmp_path, fake,
+                                                             capsys):
+  execute.run_plan(plan.parse_plan(PLAN), tmp_path / "runs",
+                   command_builder=fake)
+  lines = capsys.readouterr().out.splitlines()
+  progress = [l for l in lines if ": step " in l]
+  # The first line of each phase, then one per PROGRESS_PERIOD (30 s).
+  assert progress[0] == "[1/4] ro_fr/pretrain_s6/pretrain: step 1/6"
+  assert len(progress) == 4
+
+
+def test_a_phase_another_launcher_holds_is_waited_for_not_trained_twice(
+    tmp_path, fake, capsys):
+  runs = tmp_path / "runs"
+  exp = plan.parse_plan(PLAN)
+  held = runs / "ro_fr/scal_r0.5/main"
+  held.mkdir(parents=True)
+  lock = open(held / execute.LOCK_FILE, "w")
+  fcntl.flock(lock, fcntl.LOCK_EX)
+  thread = threading.Thread(target=execute.run_plan, args=(exp, runs),
+                            kwargs={"command_builder": fake})
+  thread.start()
+  deadline = time.time() + 60
+  while len(fake.calls()) < 3 and time.time() < deadline:
+    time.sleep(0.05)
+  time.sleep(0.5)
+  assert thread.is_alive() and len(fake.calls()) == 3  # waiting for the lock
+  (held / "checkpoint_10").mkdir()  # the other launcher finishes the phase
+  lock.close()
+  thread.join(60)
+  assert "scal_r0.5/main" not in [d for d, _ in fake.calls()]
+  assert ("ro_fr/scal_r0.5/main: another launcher is training it; waiting"
+          in capsys.readouterr().out)
+
+
+def test_two_launchers_at_once_train_each_phase_once(tmp_path, fake):
+  runs, exp = tmp_path / "runs", plan.parse_plan(PLAN)
+  threads = [threading.Thread(target=execute.run_plan, args=(exp, runs),
+                              kwargs={"command_builder": fake, "jobs": 2})
+             for _ in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(120)
+  assert sorted(d for d, _ in fake.calls()) == [
+      "pretrain_s6/pretrain", "ptjf_r0.3/finetune", "ptjf_r0.5/finetune",
+      "scal_r0.5/main"]
+
+
+LAUNCHER = """
+import pathlib, sys
+from ptjf.launch import execute
+child = ("from ptjf import startup; startup.die_with_parent(); import os, time;"
+         "print(os.getpid(), flush=True); time.sleep(120)")
+execute._run_logged([sys.executable, "-P", "-c", child], pathlib.Path(sys.argv[1]),
+                    print)
+"""
+
+
+def _alive(pid: int) -> bool:
+  try:
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+  except FileNotFoundError:
+    return False
+  return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
+def test_a_trainer_dies_with_its_killed_launcher(tmp_path):
+  log = tmp_path / "log.txt"
+  launcher = subprocess.Popen([sys.executable, "-P", "-c", LAUNCHER, str(log)],
+                              stdout=subprocess.PIPE, text=True)
+  trainer = int(launcher.stdout.readline())
+  assert _alive(trainer)
+  launcher.send_signal(signal.SIGKILL)
+  launcher.wait()
+  deadline = time.time() + 10
+  while _alive(trainer) and time.time() < deadline:
+    time.sleep(0.05)
+  assert not _alive(trainer)
