@@ -6,7 +6,6 @@ devices, params replicated (one code path for 1 or N devices). The host never wa
 except every `log_period` steps (loss check, summaries), so batches are read while steps run.
 """
 import json
-import math
 import os
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -20,7 +19,7 @@ import orbax.checkpoint as ocp
 import seqio
 from clu import metric_writers
 
-from ptjf.engine import data, decoding, losses, model as model_lib, optim, phase
+from ptjf.engine import data, decoding, divergence, losses, model as model_lib, optim, phase
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures
 
@@ -135,6 +134,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           keep_checkpoints: int = 3, progress: Optional[Callable[[int, int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
 
+  A diverged loss (`divergence.Divergence`) stops it with a UserError; a checkpoint is saved
+  only at a step whose loss passed that check, so the last good one is never rotated away.
+
   restore_mode: "scratch"; "params_only" (the PTJF reset: parameters of `init_checkpoint`, fresh
     optimizer state, step 0, schedule from its start); "continue" (its step and optimizer state).
   data_seed: the phase's own seed (default random_seed): its training data order and, with
@@ -236,10 +238,18 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
         for pred, ref in zip(out["predictions"], out["references"]):
           f.write(json.dumps({"prediction": pred, "target": ref}, ensure_ascii=False) + "\n")
 
+  def diverged(why: str) -> UserError:
+    """The one-line stop: what diverged, and which checkpoint (saved before it) is kept."""
+    kept = mgr.latest_step()
+    keep = (f"the last good checkpoint, checkpoint_{kept} in {model_dir}, is kept (a re-run "
+            "resumes from it)" if kept is not None else
+            f"no checkpoint of this phase was saved before it, so none is kept in {model_dir}")
+    return UserError(f"training diverged between steps {window_start} and {step} ({why}): "
+                     f"lower LEARNING_RATE; {keep}")
+
   def save():
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(params)):
-      raise UserError(f"parameters are not finite at step {step}: lower LEARNING_RATE; the last "
-                      f"good checkpoint is kept in {model_dir}")
+      raise diverged("parameters are not finite")
     mgr.save(step, args=ocp.args.StandardSave(_checkpoint(
         step, start_position + step - start_step, params, opt_state, seen)))
     mgr.wait_until_finished()
@@ -249,6 +259,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   if step == 0:
     run_eval()
   window, window_start, t0 = None, step, time.time()
+  watch = divergence.Divergence()
   while step < train_steps:
     batch = next(batches)
     seen += [[batch["task_counts"][t], batch["task_tokens"][t]] for t in tasks]
@@ -260,9 +271,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     if not (step % log_period == 0 or at_eval or at_save or step == train_steps):
       continue
     loss = float(window.loss) / max(float(window.weight_sum), 1.0)
-    if not math.isfinite(loss):
-      raise UserError(f"loss is {loss} between steps {window_start} and {step}: lower "
-                      f"LEARNING_RATE; the last good checkpoint is kept in {model_dir}")
+    why = watch.check(loss)  # before any checkpoint of this step: only good ones are saved
+    if why:
+      raise diverged(why)
     elapsed = time.time() - t0
     scalars = {**losses.summaries(window), "learning_rate": float(lr_fn(step - 1)),
                "timing/steps_per_second": (step - window_start) / max(elapsed, 1e-9)}

@@ -1,6 +1,7 @@
 """The local engine's training loop: phase reset, resume after kill -9, devices, NaN, freeze, BLEU."""
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -104,12 +105,40 @@ def test_params_only_load_is_exact_and_fresh(tiny_corpus, tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path):
   def exploding():
     return lambda step: jnp.where(step >= 3, jnp.nan, 1e-3)
-  with pytest.raises(UserError, match="not finite|loss is nan"):
+  with pytest.raises(UserError, match="not finite|loss is nan") as e:
     _run(tiny_corpus, tmp_path / "p1", schedule=exploding, train_steps=8, checkpoint_period=1)
   kept = sorted(p.name for p in (tmp_path / "p1").glob("checkpoint_*"))
   assert kept and kept[-1] == "checkpoint_3"
+  assert f"checkpoint_3 in {tmp_path / 'p1'}, is kept" in str(e.value)
   params = _restore(tmp_path / "p1" / "checkpoint_3")["params"]
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_finite_divergence_stops_and_the_last_good_checkpoint_survives_rotation(tiny_corpus,
+                                                                                tmp_path):
+  """LEARNING_RATE 1e6 from step 12: the loss grows huge but finite. Keeping 2 checkpoints,
+  one every step, the run stops before any blown-up step is saved."""
+  def blow_up():
+    return lambda step: jnp.where(step >= 12, 1e6, 3e-3)
+  with pytest.raises(UserError, match=r"training diverged between steps \d+ and \d+ \(loss "
+                     r".* is above 10 x its best .*\): lower LEARNING_RATE; the last good "
+                     r"checkpoint, checkpoint_(\d+) in") as e:
+    _run(tiny_corpus, tmp_path / "p1", schedule=blow_up, train_steps=40, checkpoint_period=1,
+         keep_checkpoints=2)
+  named = int(re.search(r"checkpoint_(\d+) in", str(e.value))[1])
+  kept = sorted(int(p.name.split("_")[1]) for p in (tmp_path / "p1").glob("checkpoint_*"))
+  assert kept[-1] == named and 12 <= named < 40
+  losses = _scalars(tmp_path / "p1" / "train", "loss")
+  assert losses[named] < 10 * min(losses.values())
+
+
+@pytest.mark.slow
+def test_divergence_before_any_checkpoint_says_none_is_kept(tiny_corpus, tmp_path):
+  def blow_up():
+    return lambda step: jnp.where(step >= 2, 1e6, 3e-3)
+  with pytest.raises(UserError, match="no checkpoint of this phase was saved before it"):
+    _run(tiny_corpus, tmp_path / "p1", schedule=blow_up, train_steps=40, checkpoint_period=100)
+  assert not list((tmp_path / "p1").glob("checkpoint_*"))
 
 
 def test_negative_seed_is_a_one_line_error_before_any_output(tiny_corpus, tmp_path):
