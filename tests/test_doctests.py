@@ -6,7 +6,7 @@ import pkgutil
 import pytest
 
 # The packages of setup.py's namespace (each its own top-level folder).
-PACKAGES = ("ptjf", "ptjf.tasks", "ptjf.engine", "ptjf.launch", "ptjf.analysis")
+PACKAGES = ("ptjf", "ptjf.tasks", "ptjf.engine", "ptjf.launch", "ptjf.analysis", "ptjf.gin")
 
 
 def _modules_with_examples() -> list[str]:
