@@ -17,7 +17,9 @@ Cleaning, applied to both sides of a pair:
     agree without the model having to copy arbitrary format syntax.
   * whitespace runs collapse to one space.
 Pairs with an empty or untranslated (== source) side, or with no letter left
-after masking, are dropped.
+after masking, are dropped, as are entries whose bytes are not text in the
+catalog's declared charset (e.g. Latin-1 bytes in a catalog labelled UTF-8:
+they would become U+FFFD); `Catalog.undecodable` counts those.
 
 >>> clean_text("Save _As…")
 'Save As…'
@@ -70,6 +72,7 @@ class Catalog:
   lang: str
   entries: int
   pairs: list[tuple[str, str]]
+  undecodable: int = 0  # entries dropped: bytes not in the declared charset
 
   @property
   def domain(self) -> str:
@@ -106,12 +109,17 @@ def read_mo_entries(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _raw_pairs(entries, charset: str):
-  """(msgid, translation) strings: contexts dropped, plurals split."""
+  """(msgid, translation) strings: contexts dropped, plurals split; None for
+  an entry whose bytes do not decode."""
   for msgid, msgstr in entries:
     if not msgid:
       continue  # the header
-    source = msgid.decode("utf-8", errors="replace")  # msgids are ASCII/UTF-8
-    target = msgstr.decode(charset, errors="replace")
+    try:
+      source = msgid.decode("utf-8")  # msgids are ASCII/UTF-8
+      target = msgstr.decode(charset)
+    except UnicodeDecodeError:
+      yield None
+      continue
     source = source.split("\x04", 1)[-1]
     sources = source.split("\x00")
     targets = target.split("\x00")
@@ -131,12 +139,15 @@ def read_catalog(path: pathlib.Path, lang: str) -> Catalog:
     "".encode(charset)
   except LookupError:
     charset = "utf-8"
-  pairs = []
-  for source, target in _raw_pairs(entries, charset):
-    s, t = clean_text(source), clean_text(target)
+  pairs, undecodable = [], 0
+  for pair in _raw_pairs(entries, charset):
+    if pair is None:
+      undecodable += 1
+      continue
+    s, t = clean_text(pair[0]), clean_text(pair[1])
     if s and t and s != t and has_letters(s) and has_letters(t):
       pairs.append((s, t))
-  return Catalog(path, lang, len(entries), pairs)
+  return Catalog(path, lang, len(entries), pairs, undecodable)
 
 
 def catalog_files(locale_dir: pathlib.Path, lang: str) -> list[pathlib.Path]:

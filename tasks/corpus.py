@@ -273,7 +273,7 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
                         f"pairs: {eligible}; others get their own"),
       "catalogs": [{"path": str(c.path), "language": lang, "domain": c.domain,
                     "sha256": _sha256(c.path), "entries": c.entries,
-                    "kept": len(c.pairs)}
+                    "kept": len(c.pairs), "undecodable": c.undecodable}
                    for lang, cats in read.items() for c in cats],
       "counts": {lang: {split: len(rows) for split, rows in s.items()}
                  for lang, s in splits.items()},
@@ -283,6 +283,11 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
   corpus.manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
   log(f"held-out rule: {manifest['held_out_rule']}")
   log(format_counts(manifest))
+  mislabelled = [c for c in manifest["catalogs"] if c["undecodable"]]
+  if mislabelled:
+    log(f"dropped {sum(c['undecodable'] for c in mislabelled)} entries of "
+        f"{len(mislabelled)} catalogs whose bytes are not their declared "
+        f"charset (e.g. {mislabelled[0]['path']})")
   log(f"built in {time.time() - started:.1f}s at {corpus.root}")
   log(f"corpus hash: {manifest['corpus_hash']}")
   return manifest

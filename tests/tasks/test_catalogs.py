@@ -75,3 +75,14 @@ def test_real_system_catalog_if_present():
   cat = catalogs.read_catalog(files[0], "fr")
   assert cat.entries > 0
   assert all(s and t and s != t for s, t in cat.pairs)
+
+
+def test_latin1_bytes_labelled_utf8_are_dropped_and_counted(tmp_path):
+  path = write_mo(tmp_path, "fr", "mislabelled", {"Hello": "Bonjour"})
+  data = path.read_bytes()   # swap in a Latin-1 entry under the UTF-8 label
+  entries = dict(catalogs.read_mo_entries(data))
+  entries[b"Summer"] = "Été".encode("latin-1")
+  path.write_bytes(mo_bytes(entries))
+  cat = catalogs.read_catalog(path, "fr")
+  assert cat.pairs == [("Hello", "Bonjour")] and cat.undecodable == 1
+  assert not any("\ufffd" in t for _, t in cat.pairs)

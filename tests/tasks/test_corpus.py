@@ -142,3 +142,21 @@ def test_real_system_catalogs_if_present(tmp_path):
   assert manifest["counts"]["sw"]["train"] > 10
   assert corpus_lib.verify(tmp_path / "real" / "manifest.json") == \
       manifest["corpus_hash"]
+
+
+def test_build_summary_counts_mislabelled_catalog_entries(tmp_path):
+  from mo_writer import mo_bytes
+  locale = _locale(tmp_path)
+  entries = {b"": b"Content-Type: text/plain; charset=UTF-8\n",
+             b"Summer": "Été".encode("latin-1"), b"Winter": b"Hiver"}
+  (locale / "fr" / "LC_MESSAGES" / "latin.mo").write_bytes(mo_bytes(entries))
+  lines = []
+  manifest = corpus_lib.build_corpus(tmp_path / "c", langs=["fr", "ro", "sw"], locale_dir=locale,
+                                     vocab_size=400, validation_size=10, test_size=10,
+                                     log=lines.append)
+  latin = [c for c in manifest["catalogs"] if c["domain"] == "latin"][0]
+  assert latin["undecodable"] == 1 and latin["kept"] == 1
+  assert any(l.startswith("dropped 1 entries of 1 catalogs whose bytes are not their declared "
+                          "charset (e.g. ") and "latin.mo" in l for l in lines), lines
+  c = layout.CorpusLayout(tmp_path / "c")
+  assert not any("\ufffd" in c.pair_file("fr", s).read_text() for s in layout.SPLITS)
