@@ -80,6 +80,34 @@ def _gin_value(raw: str | None):
   return raw.strip("'\"")
 
 
+def _logdir_rates(path: epath.Path, text: str) -> dict[str, float]:
+  """{task: rate} of a bare logdir (no ptjf_phase.json, no HIGH/LOW macros):
+  from its mixture's evaluation folder, named `mix_<task>_<rate>_...` over
+  the task folders beside it, or from a `local_task.name` binding.
+
+  >>> import tempfile
+  >>> root = epath.Path(tempfile.mkdtemp())
+  >>> for sub in ("a_b", "c", "mix_a_b_0.7_c_0.3"):
+  ...   (root / "training_eval" / sub).mkdir(parents=True)
+  >>> _logdir_rates(root, "")
+  {'a_b': 0.7, 'c': 0.3}
+  """
+  evals = path / "training_eval"
+  names = sorted(d.name for d in evals.iterdir() if d.is_dir()) if evals.is_dir() else []
+  tasks = sorted((n for n in names if not n.startswith("mix_")), key=len,
+                 reverse=True)
+  mixes = [n for n in names if n.startswith("mix_")]
+  if len(mixes) == 1 and tasks:
+    pattern = "|".join(map(re.escape, tasks))
+    pairs = re.findall(rf"({pattern})_(\d+(?:\.\d+)?)(?=_|$)", mixes[0][4:])
+    if pairs:
+      return {task: float(rate) for task, rate in pairs}
+  single = re.search(r"^(?:\S+/)?local_task\.name = ['\"](.+)['\"]$", text, re.M)
+  if single:
+    return {single[1]: 1.0}
+  return {tasks[0]: 1.0} if len(tasks) == 1 else {}
+
+
 def _from_config(text: str) -> dict:
   """Metadata inferred from a config.gin when ptjf_phase.json is absent."""
   macros = {k: _gin_value(v) for k, v in _gin_macros(text).items()}
@@ -130,6 +158,7 @@ def read_phase(path: epath.PathLike, runs_dir: epath.PathLike) -> Phase:
                       "it") from None
   else:
     meta = _from_config(config_text)
+    meta["rates"] = meta["rates"] or _logdir_rates(path, config_text)
   parts = _parts_under(path, runs_dir)
   names = (list(parts[-3:]) if len(parts) >= 3
            else [_name(runs_dir)] * (3 - len(parts)) + list(parts))

@@ -179,3 +179,16 @@ def lm_runs_dir(tmp_path) -> pathlib.Path:
 def plan_shaped_runs():
   """build_plan_shaped: runs named as the built-in plans name them."""
   return build_plan_shaped
+
+
+@pytest.fixture
+def bare_train_runs(tmp_path) -> pathlib.Path:
+  """Two logdirs as bare `ptjf train` writes them: no ptjf_phase.json; the
+  mixture's evaluation folder `mix_<task>_<rate>_...` beside its tasks'."""
+  runs_dir = tmp_path / "runs"
+  for name, rates in (("a", {HIGH: 0.7, LOW: 0.3}), ("b", {HIGH: 0.5, LOW: 0.5})):
+    bare = runs_dir / name
+    write_phase(bare, _meta(name, "scalarization", "main", rates, 100))
+    (bare / "ptjf_phase.json").unlink()
+    (bare / "training_eval" / f"mix_{HIGH}_{rates[HIGH]}_{LOW}_{rates[LOW]}").mkdir()
+  return runs_dir

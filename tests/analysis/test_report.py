@@ -133,3 +133,15 @@ def test_single_task_experiment_is_listed_not_fatal(sweep_dir, tmp_path):
   assert "transfer" not in report.best_low_resource_losses(runs_dir)
   with pytest.raises(UserError, match="pass --low-task"):
     report.write_report(runs_dir / "solo")
+
+
+def test_report_on_bare_ptjf_train_logdirs(bare_train_runs):
+  """`ptjf train` alone writes no ptjf_phase.json: tasks and rates come from the
+  mixture's evaluation folder, and --low-task can name one of them."""
+  high, low = "translate_en_fr", "translate_en_ro"
+  phases, rows = events.read_runs(bare_train_runs)
+  assert {p.path.name: p.rates for p in phases} == {"a": {high: 0.7, low: 0.3},
+                                                     "b": {high: 0.5, low: 0.5}}
+  assert numbers.experiment_numbers(phases, rows)["low_task"] == low
+  assert numbers.experiment_numbers(phases, rows, high)["low_task"] == high
+  report.write_report(bare_train_runs, low_task=low)
