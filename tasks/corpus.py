@@ -21,6 +21,7 @@ with a small buffer, still sees typical examples.
 >>> parse_subsample("ro=0.01,hi=0.008")
 {'hi': 0.008, 'ro': 0.01}
 """
+import difflib
 import hashlib
 import json
 import pathlib
@@ -156,9 +157,13 @@ def _read_all(locale_dir: pathlib.Path, langs: list[str]):
   for lang in langs:
     cats = catalogs.read_language(locale_dir, lang)
     if not catalogs.catalog_files(locale_dir, lang):
-      some = ", ".join(catalogs.available_langs(locale_dir)[:15])
+      known = catalogs.available_langs(locale_dir)
+      near = ([k for k in known if k.split("_")[0] == lang.split("_")[0]]
+              or difflib.get_close_matches(lang, known, n=8, cutoff=0.5))
+      hint = (f"the nearest codes there are {', '.join(near)}" if near else
+              f"no code there is near it ({len(known)} have catalogs)")
       raise UserError(f"no catalogs for language {lang!r} in {locale_dir}: "
-                      f"choose from e.g. {some}")
+                      f"{hint}; pass --langs with one of them")
     result[lang] = cats
   return result
 

@@ -80,8 +80,9 @@ def temperature_rates(sizes: Mapping[str, float], tau: float) -> dict[str, float
   """
   _check_sizes(sizes)
   if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
-    raise UserError(f"temperature {tau!r} is not positive: use tau >= 1 "
-                    "(1 = proportional to size)")
+    raise UserError(f"temperature {tau!r} is not a positive number: use e.g. "
+                    "tau = 1 (proportional to size) or 3.33 (flatter); "
+                    "0 < tau < 1 sharpens toward the biggest task")
   return normalize({task: size ** (1.0 / tau) for task, size in sizes.items()})
 
 

@@ -160,3 +160,13 @@ def test_build_summary_counts_mislabelled_catalog_entries(tmp_path):
                           "charset (e.g. ") and "latin.mo" in l for l in lines), lines
   c = layout.CorpusLayout(tmp_path / "c")
   assert not any("\ufffd" in c.pair_file("fr", s).read_text() for s in layout.SPLITS)
+
+
+def test_unknown_language_names_the_nearest_codes(tmp_path):
+  locale = _locale(tmp_path)
+  for lang in ("aa", "ab", "af", "fr_CA", "ro_MD"):
+    write_mo(locale, lang, "one", {"Hello": f"{lang} hello"})
+  with pytest.raises(UserError, match=r"'fr_FR' .*the nearest codes there are fr, fr_CA;"):
+    corpus_lib.build_corpus(tmp_path / "c", langs=["fr_FR"], locale_dir=locale)
+  with pytest.raises(UserError, match=r"'xx' .*no code there is near it \(8 have catalogs\)"):
+    corpus_lib.build_corpus(tmp_path / "c", langs=["xx"], locale_dir=locale)

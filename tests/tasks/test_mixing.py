@@ -81,6 +81,8 @@ def test_unimax_caps_and_uniformity():
     (lambda: mixing.normalize({"a": float("nan")}), "not a positive number"),
     (lambda: mixing.temperature_rates({"a": 1}, 0), "temperature 0"),
     (lambda: mixing.temperature_rates({"a": 1}, -2), "temperature -2"),
+    # The hint does not rule out 0 < tau < 1, which is accepted.
+    (lambda: mixing.temperature_rates({"a": 1}, 0), r"^(?!.*tau >= 1).*0 < tau < 1"),
     (lambda: mixing.temperature_rates({}, 2), "no tasks"),
     (lambda: mixing.temperature_rates({"a": 0}, 2), "size 0 of task 'a'"),
     (lambda: mixing.unimax_rates({"a": 10, "b": 20}, 31), r"not in \(0, 30\]"),
