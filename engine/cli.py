@@ -119,6 +119,11 @@ def _train(args: argparse.Namespace) -> int:
   progress = ProgressLine(sys.stderr.isatty())
   try:
     train_lib.train(progress=progress)
+  except RuntimeError as e:
+    if not str(e).startswith("Required bindings"):
+      raise
+    raise UserError(f"{str(e).splitlines()[0]}: add the --gin_file that binds them (train.optimizer "
+                    "and train.schedule: local/nmt_adam.gin or local/lm_adafactor.gin)") from None
   finally:
     progress.close()
   return 0

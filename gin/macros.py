@@ -51,7 +51,9 @@ def scan(text: str, where: str, search_paths: Sequence[str] = ()) -> tuple[set[s
           defined |= more_defined
           recorder.used |= more_used
   except SyntaxError as e:
-    raise UserError(f"{where} is not valid gin (line {e.lineno}: {e.msg}): fix that line") from None
+    why = ("not a Python literal: write numbers as numbers (nan, inf and calls are not gin)"
+           if e.msg.startswith("malformed node") else e.msg)
+    raise UserError(f"{where} is not valid gin (line {e.lineno}: {why}): fix that line") from None
   except tokenize.TokenError as e:
     raise UserError(f"{where} is not valid gin (line {e.args[1][0]}: {e.args[0]}): close the "
                     "bracket or quote") from None
@@ -86,7 +88,10 @@ def check(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[
     if os.path.isfile(path):  # a missing file is gin's own one-line error later
       more_defined, more_used = read(path, search_paths)
       defined, used = defined | more_defined, used | more_used
-  bound, bound_used = scan("\n".join(bindings), "--gin_bindings", search_paths)
+  bound, bound_used = set(), set()
+  for binding in bindings:
+    more_bound, more_used = scan(binding, f"--gin_bindings {binding!r}", search_paths)
+    bound, bound_used = bound | more_bound, bound_used | more_used
   refuse_unknown(bound, defined | used | bound_used, "--gin_bindings / --gin.NAME")
   for name in sorted(used | bound_used):
     if name not in defined | bound:

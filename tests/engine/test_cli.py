@@ -68,7 +68,8 @@ def _refused(capsys, *flags: str) -> str:
     ("--gin_bindings=WARMUP_STPES = 5", "unknown gin macro WARMUP_STPES .*did you mean WARMUP_STEPS"),
     ("--gin.EVAL_PERIOD=%EVAL_PERIDO", "%EVAL_PERIDO is used but never defined: did you mean "
      "%EVAL_PERIOD"),
-    ("--gin_bindings=train.eval_period = (", "--gin_bindings is not valid gin"),
+    ("--gin_bindings=train.eval_period = (", "--gin_bindings .train.eval_period = \\(. is not valid gin"),
+    ("--gin_bindings=rate_mixture.rates = [nan, 0.3]", "not valid gin .*nan, inf and calls are not gin"),
 ])
 def test_unknown_macro_or_bad_binding_is_refused_before_any_work(capsys, tmp_path, flag, message):
   line = _refused(capsys, f"--gin.MODEL_DIR='{tmp_path}/p'", flag)
@@ -97,3 +98,11 @@ def test_progress_without_a_terminal_is_a_plain_line_every_period(capsys, monkey
       "step 10/120, 0.00 steps/s, loss 8, ETA ?",
       "step 110/120, 10.00 steps/s, loss 6, ETA 0m01s",
       "step 120/120, 10.00 steps/s, loss 5.5, ETA 0m00s"]   # the last step always
+
+
+def test_a_missing_optimizer_gin_is_one_line(capsys, tmp_path):
+  assert cli.main(["train", "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
+                   f"--gin.MODEL_DIR='{tmp_path}/p'", "--gin.MIXTURE_OR_TASK_NAME='x'"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "['schedule']: add the --gin_file that binds them" in err[0], err
+  assert not (tmp_path / "p").exists()
