@@ -7,6 +7,7 @@ except every `log_period` steps (loss check, summaries), so batches are read whi
 """
 import json
 import os
+import re
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -97,24 +98,67 @@ def _checkpoint(step, position, params, opt_state, seen) -> dict:
           "seen": seen}
 
 
+def _read(path: str, target: Optional[dict] = None) -> dict:
+  """The state in checkpoint folder `path`; UserError if it is damaged or incomplete (orbax
+  raises plain Exceptions for a deleted _METADATA or data file)."""
+  try:
+    return ocp.StandardCheckpointer().restore(os.path.join(os.path.abspath(path), "default"),
+                                              target)
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"checkpoint {path} cannot be read ({str(e).splitlines()[0][:160]}): it is "
+                    "damaged or incomplete; start from another checkpoint_<step>") from None
+
+
+def _checkpoint_folder(path: str) -> str:
+  """`path`, or the latest checkpoint_<step> in it when it is a MODEL_DIR (said so)."""
+  steps = [int(m[1]) for name in os.listdir(path)
+           if (m := re.fullmatch(r"checkpoint_(\d+)", name))]
+  if os.path.isdir(os.path.join(path, "default")) or not steps:
+    return path
+  chosen = os.path.join(path, f"checkpoint_{max(steps)}")
+  print(f"{path} is a MODEL_DIR: starting from its latest checkpoint, {chosen}")
+  return chosen
+
+
+def _resume(mgr: ocp.CheckpointManager, fresh: dict) -> Optional[dict]:
+  """MODEL_DIR's latest readable checkpoint, or None. A damaged one is moved aside to
+  damaged_checkpoint_<step> (kept, not deleted) and the one before it is used, said so."""
+  for step in sorted(mgr.all_steps(), reverse=True):
+    path = os.path.join(str(mgr.directory), f"checkpoint_{step}")
+    try:
+      loaded = _read(path)
+    except UserError as e:
+      aside = os.path.join(str(mgr.directory), f"damaged_checkpoint_{step}")
+      os.rename(path, aside)
+      mgr.reload()
+      print(f"{e}; moved it to {aside} and resuming from the checkpoint before it", flush=True)
+      continue
+    phase.check_shapes(loaded["params"], fresh["params"], path)
+    return mgr.restore(step, args=ocp.args.StandardRestore(fresh))
+  return None
+
+
 def _initial_state(mgr: ocp.CheckpointManager, latest: Optional[int], fresh: dict,
                    tx: optax.GradientTransformation, restore_mode: str,
                    init_checkpoint: Optional[str]) -> dict:
-  """The state to start from: MODEL_DIR's `latest` checkpoint, else the phase's start mode."""
+  """The state to start from: MODEL_DIR's `latest` (readable) checkpoint, else the phase's start
+  mode (INITIAL_CHECKPOINT_PATH may be a checkpoint_<step> or a MODEL_DIR)."""
   if latest is not None:
-    return mgr.restore(latest, args=ocp.args.StandardRestore(fresh))
+    state = _resume(mgr, fresh)
+    if state is not None:
+      return state
   if restore_mode == "scratch":
     return fresh
   if not init_checkpoint or not os.path.isdir(init_checkpoint):
     raise UserError(f"restore_mode={restore_mode} but checkpoint {init_checkpoint!r} is missing: "
                     "set INITIAL_CHECKPOINT_PATH to an existing MODEL_DIR/checkpoint_<step>")
-  path = os.path.abspath(init_checkpoint) + "/default"
-  loaded = ocp.StandardCheckpointer().restore(path)
+  init_checkpoint = _checkpoint_folder(init_checkpoint)
+  loaded = _read(init_checkpoint)
   if restore_mode == "params_only":
     state = phase.reset_for_new_phase(loaded["params"], fresh["params"], tx, init_checkpoint)
     return {**fresh, "params": state.params, "opt_state": state.opt_state}
   phase.check_shapes(loaded["params"], fresh["params"], init_checkpoint)
-  restored = ocp.StandardCheckpointer().restore(path, fresh)
+  restored = _read(init_checkpoint, fresh)
   return {**restored, "seen": fresh["seen"]}  # examples seen count within each phase
 
 
@@ -190,7 +234,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   params, opt_state = jax.device_put((state["params"], state["opt_state"]), replicated)
   step, seen = int(state["step"]), np.asarray(state["seen"], np.int64)
   start_step, start_position = step, int(state["position"])
-  print(f"{model_dir}: {restore_mode if latest is None else 'resumed'} at step {step}, "
+  print(f"{model_dir}: {restore_mode if mgr.latest_step() is None else 'resumed'} at step {step}, "
         f"learning rate {float(lr_fn(step)):.3g}", flush=True)
 
   phase_seed = random_seed if data_seed is None else data_seed

@@ -102,6 +102,43 @@ def test_params_only_load_is_exact_and_fresh(tiny_corpus, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, state["opt_state"], tx.init(params))
 
 
+def _saved(model_dir: pathlib.Path, steps=(2, 4)) -> ocp.CheckpointManager:
+  """A MODEL_DIR holding checkpoint_<step> of a small state whose weight is the step."""
+  mgr = ocp.CheckpointManager(str(model_dir), options=ocp.CheckpointManagerOptions(
+      step_prefix="checkpoint"))
+  for step in steps:
+    mgr.save(step, args=ocp.args.StandardSave({"params": {"w": np.full(3, float(step))}}))
+  mgr.wait_until_finished()
+  return mgr
+
+
+@pytest.mark.parametrize("damage", ["_METADATA", "manifest.ocdbt"])
+def test_a_damaged_initial_checkpoint_is_one_line(tmp_path, damage):
+  _saved(tmp_path / "p1")
+  (tmp_path / "p1" / "checkpoint_4" / "default" / damage).unlink()
+  with pytest.raises(UserError, match=r"checkpoint .*checkpoint_4 cannot be read \(.*\): it is "
+                     "damaged or incomplete; start from another checkpoint_<step>$"):
+    train._read(str(tmp_path / "p1" / "checkpoint_4"))
+
+
+def test_a_model_dir_as_initial_checkpoint_starts_from_its_latest(tmp_path, capsys):
+  _saved(tmp_path / "p1")
+  chosen = train._checkpoint_folder(str(tmp_path / "p1"))
+  assert chosen == str(tmp_path / "p1" / "checkpoint_4")
+  assert f"is a MODEL_DIR: starting from its latest checkpoint, {chosen}" in capsys.readouterr().out
+  assert train._checkpoint_folder(chosen) == chosen
+
+
+def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_one_before_resumed(tmp_path, capsys):
+  mgr = _saved(tmp_path / "p1")
+  for chunk in (tmp_path / "p1" / "checkpoint_4" / "default").rglob("d/*"):
+    chunk.unlink()  # the array data
+  state = train._resume(mgr, {"params": {"w": np.zeros(3)}})
+  np.testing.assert_array_equal(state["params"]["w"], np.full(3, 2.0))
+  assert mgr.latest_step() == 2 and (tmp_path / "p1" / "damaged_checkpoint_4").is_dir()
+  assert ("checkpoint_4 cannot be read" in capsys.readouterr().out)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_corpus, tmp_path):
   def exploding():
     return lambda step: jnp.where(step >= 3, jnp.nan, 1e-3)
