@@ -265,7 +265,8 @@ def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
         raise
   corpus_hash = None
   if corpus.manifest.is_file():
-    corpus_hash = json.loads(corpus.manifest.read_text()).get("corpus_hash")
+    from ptjf.tasks import corpus as corpus_lib  # pylint: disable=g-import-not-at-top
+    corpus_hash = corpus_lib.read_manifest(corpus.manifest)["corpus_hash"]
   return sizes, corpus_hash
 
 

@@ -56,7 +56,7 @@ def register(subparsers) -> None:
                      "up to date")
   build.set_defaults(func=_build)
   verify = sub.add_parser("verify", help="re-check catalog and output hashes")
-  verify.add_argument("manifest")
+  verify.add_argument("manifest", help="manifest.json, or the corpus folder")
   verify.set_defaults(func=_verify)
   info = sub.add_parser("info", help="counts and hash of a built corpus")
   info.add_argument("dir", nargs="?")

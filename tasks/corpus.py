@@ -26,6 +26,7 @@ import hashlib
 import json
 import pathlib
 import random
+import shutil
 import time
 from collections import Counter, defaultdict
 
@@ -139,14 +140,27 @@ def _hash_outputs(root: pathlib.Path, outputs: dict) -> str:
   return digest.hexdigest()
 
 
+def read_manifest(path: pathlib.Path) -> dict:
+  """A corpus manifest; UserError if it is missing or not whole JSON."""
+  if not path.is_file():
+    raise UserError(f"no corpus manifest at {path}: run "
+                    f"`ptjf corpus build --out {path.parent}`")
+  try:
+    manifest = json.loads(path.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise UserError(f"corpus manifest {path} is damaged ({e}): rebuild with "
+                    f"`ptjf corpus build --out {path.parent} --force`") from None
+  if not isinstance(manifest, dict) or "corpus_hash" not in manifest:
+    raise UserError(f"corpus manifest {path} has no corpus_hash: rebuild with "
+                    f"`ptjf corpus build --out {path.parent} --force`")
+  return manifest
+
+
 def corpus_hash(corpus_dir: pathlib.Path | str | None = None) -> str:
   """The corpus hash recorded in the manifest of a built corpus."""
   corpus = layout_lib.CorpusLayout(pathlib.Path(
       corpus_dir or layout_lib.default_corpus_dir()))
-  if not corpus.manifest.is_file():
-    raise UserError(f"no corpus manifest at {corpus.manifest}: run "
-                    f"`ptjf corpus build --out {corpus.root}`")
-  return json.loads(corpus.manifest.read_text())["corpus_hash"]
+  return read_manifest(corpus.manifest)["corpus_hash"]
 
 
 def _read_all(locale_dir: pathlib.Path, langs: list[str]):
@@ -183,9 +197,10 @@ def _catalog_hashes(locale_dir: pathlib.Path, langs: list[str]) -> dict[str, str
 
 
 def _up_to_date(corpus, options: dict, hashes: dict[str, str]) -> dict | None:
-  if not corpus.manifest.is_file():
+  try:
+    manifest = read_manifest(corpus.manifest)
+  except UserError:
     return None
-  manifest = json.loads(corpus.manifest.read_text())
   if manifest.get("options") != options:
     return None
   if {c["path"]: c["sha256"] for c in manifest["catalogs"]} != hashes:
@@ -193,6 +208,28 @@ def _up_to_date(corpus, options: dict, hashes: dict[str, str]) -> dict | None:
   if not all((corpus.root / rel).is_file() for rel in manifest["outputs"]):
     return None
   return manifest
+
+
+def _building_dir(root: pathlib.Path) -> pathlib.Path:
+  """Where a build writes before `_move_into_place`: a failed or killed build
+  leaves no half-written corpus without a manifest (only this, cleared on the
+  next build)."""
+  building = root.parent / f".{root.name}.building"
+  shutil.rmtree(building, ignore_errors=True)
+  return building
+
+
+def _move_into_place(building: pathlib.Path, root: pathlib.Path) -> None:
+  """Replaces root's corpus folders with a finished build's, manifest last
+  (the old manifest goes first): other files in root are left alone."""
+  root.mkdir(parents=True, exist_ok=True)
+  (root / layout_lib.CorpusLayout(root).manifest.name).unlink(missing_ok=True)
+  for entry in sorted(building.iterdir(), key=lambda p: p.suffix == ".json"):
+    target = root / entry.name
+    if target.is_dir():
+      shutil.rmtree(target)
+    entry.replace(target)
+  building.rmdir()
 
 
 def build_corpus(out_dir: pathlib.Path | str | None = None,
@@ -231,6 +268,11 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
 
   pairs = {lang: dedup([p for c in cats for p in c.pairs])
            for lang, cats in read.items()}
+  empty = [lang for lang, table in pairs.items() if not table]
+  if empty:
+    raise UserError(f"the catalogs of {', '.join(empty)} in {locale_dir} give "
+                    "0 translated pairs: leave it out of --langs")
+  final, corpus = corpus, layout_lib.CorpusLayout(_building_dir(corpus.root))
   val, test, eligible = split_sources(pairs, validation_size, test_size, seed)
   held = set().union(*val.values(), *test.values()) if pairs else set()
   splits = {}
@@ -286,6 +328,8 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
       "corpus_hash": _hash_outputs(corpus.root, outputs),
   }
   corpus.manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+  _move_into_place(corpus.root, final.root)
+  corpus = final
   log(f"held-out rule: {manifest['held_out_rule']}")
   log(format_counts(manifest))
   mislabelled = [c for c in manifest["catalogs"] if c["undecodable"]]
@@ -310,9 +354,9 @@ def format_counts(manifest: dict) -> str:
 def verify(manifest_path: pathlib.Path | str) -> str:
   """Re-hashes catalogs and outputs; UserError naming the first mismatch."""
   manifest_path = pathlib.Path(manifest_path)
-  if not manifest_path.is_file():
-    raise UserError(f"no manifest at {manifest_path}: run `ptjf corpus build`")
-  manifest = json.loads(manifest_path.read_text())
+  if manifest_path.is_dir():
+    manifest_path = layout_lib.CorpusLayout(manifest_path).manifest
+  manifest = read_manifest(manifest_path)
   root = manifest_path.parent
   for cat in manifest["catalogs"]:
     path = pathlib.Path(cat["path"])

@@ -170,3 +170,41 @@ def test_unknown_language_names_the_nearest_codes(tmp_path):
     corpus_lib.build_corpus(tmp_path / "c", langs=["fr_FR"], locale_dir=locale)
   with pytest.raises(UserError, match=r"'xx' .*no code there is near it \(8 have catalogs\)"):
     corpus_lib.build_corpus(tmp_path / "c", langs=["xx"], locale_dir=locale)
+
+
+def test_verify_takes_the_folder_and_a_truncated_manifest_is_one_line(tmp_path, capsys):
+  _build(tmp_path)
+  folder = tmp_path / "corpus"
+  assert ptjf_main(["corpus", "verify", str(folder)]) == 0
+  manifest = folder / "manifest.json"
+  manifest.write_text(manifest.read_text()[:100])
+  assert ptjf_main(["corpus", "verify", str(folder)]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and "manifest.json is damaged" in err[0] and "--force" in err[0]
+  _build(tmp_path)  # a damaged manifest is not up to date: rebuilt
+  assert corpus_lib.verify(folder)
+
+
+def test_a_language_with_no_pairs_fails_before_writing_anything(tmp_path):
+  locale = _locale(tmp_path)
+  write_mo(locale, "gd", "one", {"Hello": "", "Same": "Same"})
+  with pytest.raises(UserError, match="catalogs of gd in .* give 0 translated pairs: leave it "
+                     "out of --langs"):
+    corpus_lib.build_corpus(tmp_path / "c", langs=["fr", "gd"], locale_dir=locale,
+                            vocab_size=400, log=lambda s: None)
+  assert not (tmp_path / "c").exists()
+
+
+def test_a_failed_build_leaves_the_previous_corpus_whole(tmp_path, monkeypatch):
+  manifest = _build(tmp_path)
+  def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(corpus_lib.vocab_lib, "train_vocab", disk_full)
+  with pytest.raises(OSError):
+    _build(tmp_path, force=True)
+  assert corpus_lib.verify(tmp_path / "corpus" / "manifest.json") == manifest["corpus_hash"]
+  monkeypatch.undo()
+  (tmp_path / "corpus" / "extra.txt").write_text("mine")
+  assert _build(tmp_path, force=True)["corpus_hash"] == manifest["corpus_hash"]
+  assert (tmp_path / "corpus" / "extra.txt").read_text() == "mine"
+  assert not list(tmp_path.glob(".corpus.building"))
