@@ -352,10 +352,15 @@ def check_unchanged(job: Job, record: dict) -> None:
 
 
 def _last_line(log_path: pathlib.Path) -> str:
-  """The engine's last output line before the launcher's exit marker."""
-  lines = [l for l in log_path.read_text(errors="replace").splitlines()
+  """The engine's last run's error line ("ptjf: error: ..."), else its last
+  output line (noise at interpreter exit may follow the error)."""
+  lines = log_path.read_text(errors="replace").splitlines()
+  starts = [i for i, l in enumerate(lines)
+            if l.startswith("=== ") and not l.startswith("=== exit")]
+  lines = [l for l in lines[(starts or [0])[-1]:]
            if l.strip() and not l.startswith("=== ")]
-  return lines[-1][:200] if lines else ""
+  errors = [l for l in lines if l.startswith("ptjf: error:")]
+  return (errors or lines or [""])[-1][:200]
 
 
 # --- running -----------------------------------------------------------------

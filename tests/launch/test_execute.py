@@ -519,3 +519,17 @@ def test_a_trainer_dies_with_its_killed_launcher(tmp_path):
   while _alive(trainer) and time.time() < deadline:
     time.sleep(0.05)
   assert not _alive(trainer)
+
+
+def test_a_failed_phase_is_blamed_on_its_error_line_not_exit_noise(tmp_path):
+  log = tmp_path / "log.txt"
+  log.write_text("=== 2026-01-01T00:00:00+00:00 old run\nptjf: error: old problem\n"
+                 "=== exit 2\n=== 2026-01-02T00:00:00+00:00 train ...\nstep 10/100\n"
+                 "ptjf: error: No space left on device: /runs/x: free some space\n"
+                 "Exception ignored in: <function _at_exit>\n"
+                 "ImportError: sys.meta_path is None, Python is likely shutting down\n"
+                 "=== exit 2\n")
+  assert execute._last_line(log) == (
+      "ptjf: error: No space left on device: /runs/x: free some space")
+  log.write_text("=== 2026-01-02T00:00:00+00:00 train ...\nstep 10/100\nKilled\n=== exit -9\n")
+  assert execute._last_line(log) == "Killed"
