@@ -263,6 +263,9 @@ def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
     except UserError:
       if required:
         raise
+    if required and sizes.get(task) == 0:
+      raise UserError(f"task {task} has no training examples in {root}: "
+                      "rebuild the corpus, or leave the task out of the plan")
   corpus_hash = None
   if corpus.manifest.is_file():
     from ptjf.tasks import corpus as corpus_lib  # pylint: disable=g-import-not-at-top

@@ -35,6 +35,10 @@ def _register_task(name: str, corpus_dir: CorpusDir) -> str:
   if name not in names:
     raise UserError(f"unknown task {name!r}: available: {', '.join(names)} "
                     f"(cluster: {', '.join(cluster.cluster_task_names())})")
+  if not seqio.get_mixture_or_task(name).num_input_examples("train"):
+    raise UserError(f"task {name!r} has no training examples (its train split "
+                    f"in {local.corpus_layout(corpus_dir).root} is empty): "
+                    "rebuild the corpus, or leave the task out")
   return name
 
 

@@ -2,6 +2,7 @@
 import collections
 import doctest
 import pathlib
+import shutil
 
 import gin
 import pytest
@@ -126,6 +127,15 @@ def test_every_mixture_reads_corpus_dir_from_the_local_gin(tiny_corpus, tmp_path
   finally:
     gin.clear_config()
   assert set(mixtures.mixture_rates(name)) == set(TASKS)
+
+
+def test_a_task_with_no_training_examples_is_refused(tiny_corpus, tmp_path):
+  root = tmp_path / "corpus"
+  shutil.copytree(tiny_corpus.root, root)
+  (root / "pairs" / "en-ro" / "train.tsv").write_text("")
+  with pytest.raises(UserError, match="task 'translate_en_ro' has no training examples"):
+    mixtures.rate_mixture(TASKS, [0.7, 0.3], corpus_dir=root)
+  mixtures.local_task(TASKS[0], tiny_corpus.root)  # the registry back on the shared corpus
 
 
 def test_single_task_and_mixture_rates(tiny_corpus):
