@@ -533,3 +533,53 @@ def test_a_failed_phase_is_blamed_on_its_error_line_not_exit_noise(tmp_path):
       "ptjf: error: No space left on device: /runs/x: free some space")
   log.write_text("=== 2026-01-02T00:00:00+00:00 train ...\nstep 10/100\nKilled\n=== exit -9\n")
   assert execute._last_line(log) == "Killed"
+
+
+def _children(pid: int) -> list[int]:
+  return [int(c) for task in pathlib.Path(f"/proc/{pid}/task").iterdir()
+          for c in (task / "children").read_text().split()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
+def test_kill_9_of_a_sweep_launcher_leaves_no_trainer(tiny_corpus, tmp_path):
+  plan_file = tmp_path / "plan.toml"
+  plan_file.write_text("""
+[experiment]
+name = "x"
+high = "translate_en_fr"
+low = "translate_en_ro"
+model = "tiny"
+batch_size = 4
+feature_lengths = {inputs = 16, targets = 16}
+[[sweep]]
+kind = "scalarization"
+steps = 100000
+rates = [0.5]
+""")
+  command = [sys.executable, "-P", "-m", "ptjf.cli", "sweep", str(plan_file),
+             "--runs-dir", str(tmp_path / "runs"), "--corpus-dir", str(tiny_corpus.root)]
+  launcher = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+  log = tmp_path / "runs" / "x" / "scal_r0.5" / "main" / "log.txt"
+  deadline = time.time() + 300
+  while not (log.is_file() and "at step 0" in log.read_text()) and time.time() < deadline:
+    time.sleep(0.5)
+  trainers = _children(launcher.pid)
+  assert len(trainers) == 1 and _alive(trainers[0])
+  launcher.send_signal(signal.SIGKILL)
+  launcher.wait()
+  deadline = time.time() + 10
+  while _alive(trainers[0]) and time.time() < deadline:
+    time.sleep(0.1)
+  assert not _alive(trainers[0])
+  # A re-run finds no stray writer: the phase's lock is free (once the kernel
+  # has finished closing the dead trainer's files).
+  with open(log.parent / execute.LOCK_FILE) as lock:
+    deadline = time.time() + 10
+    while True:
+      try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+      except BlockingIOError:
+        assert time.time() < deadline, "the lock is still held"
+        time.sleep(0.1)
