@@ -392,29 +392,33 @@ def _run_logged(command: Sequence[str], log_path: pathlib.Path,
 
 class _Progress:
   """Launcher lines, and the latest trainer line of each running phase: on a
-  terminal in place below them ("[2/11] step 450/1300, ... | [5/11] ..."),
-  else its progress lines ("step ...") every PROGRESS_PERIOD seconds."""
+  terminal one line per phase in place below them ("[2/11] step 450/1300,
+  ..."), else its progress lines ("step ...") every PROGRESS_PERIOD seconds."""
 
   def __init__(self):
     self._tty = sys.stdout.isatty()
     self._latest: dict[str, str] = {}
     self._shown: dict[str, float] = {}  # head -> time of its last progress line
-    self._drawn = False  # a status line is on screen
+    self._drawn = 0  # status lines on screen
     self._lock = threading.Lock()
 
+  def _clear(self) -> None:
+    """Erases the status lines (the cursor is at the end of the last one)."""
+    if self._drawn:
+      print("\r\x1b[2K" + "\x1b[1A\x1b[2K" * (self._drawn - 1), end="")
+      self._drawn = 0
+
   def _draw(self) -> None:
+    self._clear()
     width = shutil.get_terminal_size().columns - 1
-    text = " | ".join(self._latest.values())
-    print(f"\r{text[:width]:<{width}}", end="", flush=True)
-    self._drawn = True
+    print("\r" + "\n".join(line[:width] for line in self._latest.values()),
+          end="", flush=True)
+    self._drawn = len(self._latest)
 
   def say(self, message: str) -> None:
     """Prints a launcher line; the in-place status is redrawn after it."""
     with self._lock:
-      if self._drawn:
-        print("\r" + " " * (shutil.get_terminal_size().columns - 1) + "\r",
-              end="")
-        self._drawn = False
+      self._clear()
       print(message, flush=True)
       if self._tty and self._latest:
         self._draw()

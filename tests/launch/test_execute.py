@@ -2,6 +2,7 @@
 import fcntl
 import json
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from ptjf.launch import execute, plan
 # it fails when its model dir contains FAIL, and kills itself after writing
 # checkpoint_<KILL_AT> when its model dir contains KILL.
 FAKE_TRAINER = """
-import os, pathlib, re, signal, sys
+import os, pathlib, re, signal, sys, time
 model_dir, steps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 init = sys.argv[3]
 calls, fail, kill, kill_at = sys.argv[4:8]
@@ -36,6 +37,7 @@ if fail and fail in str(model_dir):
   sys.exit("fake trainer: told to fail")
 for step in range(start + 1, steps + 1):
   print(f"step {step}/{steps}", flush=True)
+  time.sleep(0.02)  # phases run side by side overlap
   if step % 2 == 0 or step == steps:
     (model_dir / f"checkpoint_{step}").mkdir()
   if kill and kill in str(model_dir) and step == int(kill_at):
@@ -177,8 +179,13 @@ def test_terminal_shows_each_running_phase_in_place(tmp_path, fake, capsys,
   # running phase's line may come first, whichever printed first).
   drawn = out.split("\r")[1:]
   assert any("[1/4] step 6/6" in status for status in drawn)
-  lines = [l.split("\r")[-1].strip() for l in out.split("\n")]
+  lines = [re.sub(r"\x1b\[\w+", "", l.split("\r")[-1]).strip()
+           for l in out.split("\n")]
   assert "[4/4] ro_fr/scal_r0.5/main: finished" in lines
+  # Side by side, each running phase has a line of its own.
+  assert any(re.search(r"\[1/4\] step \d/6\n\[4/4\] step \d+/10", s)
+             or re.search(r"\[4/4\] step \d+/10\n\[1/4\] step \d/6", s)
+             for s in drawn)
 
 
 def test_killed_phase_resumes_without_redoing_work(tmp_path, fake, capsys):
