@@ -40,6 +40,7 @@ DEFAULT_RUNS_DIR = "runs"
 LOG_FILE = "log.txt"
 PHASE_FILE = "ptjf_phase.json"
 LOCK_FILE = ".ptjf_lock"
+DONE_ELSEWHERE = "finished by another launcher"
 PROGRESS_PERIOD = 30.0  # seconds between a phase's progress lines without a terminal
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
@@ -549,6 +550,9 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
         if problem is None:
           summary.ran.append(job.key)
           progress.say(f"{heads[key]} finished")
+        elif problem is DONE_ELSEWHERE:
+          summary.reused.append(job.key)
+          progress.say(f"{heads[key]} {problem}, reused")
         else:
           failed.add(key)
           summary.failed.append((job.key, job.model_dir / LOG_FILE))
@@ -577,11 +581,12 @@ def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
 def _run_phase(job: Job, record: dict, command: list[str],
                show: Callable[[str], None],
                say: Callable[[str], None]) -> str | None:
-  """Writes ptjf_phase.json and trains; None if finished, else the problem.
-  `show` gets each line the trainer prints, `say` the launcher's own."""
+  """Writes ptjf_phase.json and trains; None if finished, DONE_ELSEWHERE if
+  the launcher it waited for finished it, else the problem. `show` gets each
+  line the trainer prints, `say` the launcher's own."""
   with _phase_lock(job, say) as lock:
     if is_finished(job.model_dir, job.phase.steps):
-      return None  # by the launcher that held the lock
+      return DONE_ELSEWHERE
     (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     log_path = job.model_dir / LOG_FILE
     code = _run_logged(command, log_path, show, pass_fds=(lock,))

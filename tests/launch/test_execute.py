@@ -465,8 +465,9 @@ def test_a_phase_another_launcher_holds_is_waited_for_not_trained_twice(
   held.mkdir(parents=True)
   lock = open(held / execute.LOCK_FILE, "w")
   fcntl.flock(lock, fcntl.LOCK_EX)
-  thread = threading.Thread(target=execute.run_plan, args=(exp, runs),
-                            kwargs={"command_builder": fake})
+  summaries = []
+  thread = threading.Thread(target=lambda: summaries.append(
+      execute.run_plan(exp, runs, command_builder=fake)))
   thread.start()
   deadline = time.time() + 60
   while len(fake.calls()) < 3 and time.time() < deadline:
@@ -477,8 +478,10 @@ def test_a_phase_another_launcher_holds_is_waited_for_not_trained_twice(
   lock.close()
   thread.join(60)
   assert "scal_r0.5/main" not in [d for d, _ in fake.calls()]
-  assert ("ro_fr/scal_r0.5/main: another launcher is training it; waiting"
-          in capsys.readouterr().out)
+  out = capsys.readouterr().out
+  assert "ro_fr/scal_r0.5/main: another launcher is training it; waiting" in out
+  assert "[4/4] ro_fr/scal_r0.5/main: finished by another launcher, reused" in out
+  assert summaries[0].reused == ["ro_fr/scal_r0.5/main"] and summaries[0].ok
 
 
 def test_two_launchers_at_once_train_each_phase_once(tmp_path, fake):
