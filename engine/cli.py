@@ -122,8 +122,10 @@ def _train(args: argparse.Namespace) -> int:
   except RuntimeError as e:
     if not str(e).startswith("Required bindings"):
       raise
-    raise UserError(f"{str(e).splitlines()[0]}: add the --gin_file that binds them (train.optimizer "
-                    "and train.schedule: local/nmt_adam.gin or local/lm_adafactor.gin)") from None
+    missing = str(e).splitlines()[0]
+    hint = ("local/nmt_adam.gin or local/lm_adafactor.gin binds train.optimizer and train.schedule"
+            if "schedule" in missing or "optimizer" in missing else "or bind them with --gin_bindings")
+    raise UserError(f"{missing}: add the --gin_file that binds them ({hint})") from None
   finally:
     progress.close()
   return 0
