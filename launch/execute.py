@@ -578,6 +578,25 @@ def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
     os.close(fd)
 
 
+def corpus_changed(job: Job, record: dict) -> str | None:
+  """The problem if the corpus was rebuilt since the sweep read it (its hash is in `record`).
+
+  A phase must read the corpus its parent and the runs it is compared with read: a rebuild in
+  place (new catalogs installed, another command's build) would otherwise train it silently on
+  other pairs and another vocabulary.
+  """
+  if not record.get("corpus_hash") or job.experiment.engine != "local":
+    return None
+  from ptjf.tasks import corpus as corpus_lib, layout  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(job.corpus_dir) if job.corpus_dir else layout.default_corpus_dir()
+  now = corpus_lib.read_manifest(layout.CorpusLayout(root).manifest)["corpus_hash"]
+  if now == record["corpus_hash"]:
+    return None
+  return (f"corpus {root} was rebuilt since this sweep started (hash "
+          f"{record['corpus_hash'][:12]}... -> {now[:12]}...): its phases would not be "
+          "comparable; run the plan again into a new runs directory")
+
+
 def _run_phase(job: Job, record: dict, command: list[str],
                show: Callable[[str], None],
                say: Callable[[str], None]) -> str | None:
@@ -587,6 +606,11 @@ def _run_phase(job: Job, record: dict, command: list[str],
   with _phase_lock(job, say) as lock:
     if is_finished(job.model_dir, job.phase.steps):
       return DONE_ELSEWHERE
+    changed = corpus_changed(job, record)
+    if changed:  # not started; the log says why, as a failed phase's log does
+      with open(job.model_dir / LOG_FILE, "a", encoding="utf-8") as log:
+        log.write(f"ptjf: error: {changed}\n")
+      return changed
     (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     log_path = job.model_dir / LOG_FILE
     code = _run_logged(command, log_path, show, pass_fds=(lock,))

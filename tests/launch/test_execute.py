@@ -328,6 +328,29 @@ def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   assert not (runs / "ro_fr/pretrain_s6").exists()
 
 
+def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, tiny_corpus):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for sub in ("pairs", "mono", "vocab"):
+    (corpus / sub).symlink_to(tiny_corpus.root / sub)
+  manifest = corpus / "manifest.json"
+  manifest.write_text('{"corpus_hash": "c0ffee"}')
+
+  def rebuild_after_pretraining(job):
+    if job.phase.name != "pretrain":
+      manifest.write_text('{"corpus_hash": "beef00"}')   # another build, mid-sweep
+    return fake(job)
+
+  runs = tmp_path / "runs"
+  summary = execute.run_plan(plan.parse_plan(PLAN), runs, command_builder=rebuild_after_pretraining,
+                             corpus_dir=str(corpus))
+  assert summary.ran == ["ro_fr/pretrain_s6/pretrain"]
+  assert fake.calls() == [("pretrain_s6/pretrain", 0)]   # no phase trained on the new corpus
+  assert len(summary.failed) == 3
+  log = (runs / "ro_fr/scal_r0.5/main" / execute.LOG_FILE)
+  assert "was rebuilt since this sweep started (hash c0ffee... -> beef00...)" in log.read_text()
+
+
 def test_cli_dry_run_of_a_plan_file_and_one_run(tmp_path, capsys):
   from ptjf import cli  # pylint: disable=g-import-not-at-top
   plan_file = tmp_path / "mine.toml"
