@@ -40,12 +40,6 @@ def reset_for_new_phase(loaded_params: Any, expected_params: Any, optimizer: opt
   return TrainState(step=0, params=loaded_params, opt_state=optimizer.init(loaded_params))
 
 
-def continue_phase(loaded: TrainState, expected_params: Any, checkpoint: str) -> TrainState:
-  """Keeps step, params and optimizer state of the checkpoint ("continue" = no reset)."""
-  check_shapes(loaded.params, expected_params, checkpoint)
-  return loaded
-
-
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
   """A nested mapping as {"a/b/c": leaf}."""
   if not isinstance(tree, Mapping):

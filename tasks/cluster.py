@@ -67,8 +67,7 @@ def _wmt_task(name: str, vocab: seqio.Vocabulary, data_dir: str | None,
       preprocessors=preprocessors.translation_steps(functools.partial(
           preprocessors.translation_pair, source="en", target=pair.lang,
           prefix=prefix.format(lang=pair.lang))),
-      metric_fns=[functools.partial(
-          outputs.bleu, tokenize=outputs.bleu_tokenizer(pair.lang))])
+      metric_fns=[outputs.bleu_metric(pair.lang)])
 
 
 def _mc4_task(name: str, lang: str, vocab: seqio.Vocabulary,

@@ -91,8 +91,7 @@ def _make_task(name: str, kind: str, lang: str, split_files: dict,
         name, source=source, output_features=outputs.output_features(vocab),
         preprocessors=preprocessors.translation_steps(functools.partial(
             preprocessors.split_tsv_pair, prefix=prefix)),
-        metric_fns=[functools.partial(
-            outputs.bleu, tokenize=outputs.bleu_tokenizer(lang))])
+        metric_fns=[outputs.bleu_metric(lang)])
   return seqio.Task(
       name, source=source, output_features=outputs.output_features(vocab),
       preprocessors=preprocessors.span_corruption_steps(), metric_fns=[])

@@ -50,23 +50,18 @@ def normalize(rates: Mapping[str, float]) -> dict[str, float]:
   >>> normalize({"a": 3, "b": 1})
   {'a': 0.75, 'b': 0.25}
   """
-  if not rates:
-    raise UserError("no tasks given: name at least one task and its rate")
-  for task, rate in rates.items():
-    if not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
-      raise UserError(f"rate {rate!r} of task {task!r} is not a positive "
-                      "number: give every task a rate > 0 or drop it")
+  _check_positive(rates, "rate", "give every task a rate > 0 or drop it")
   total = sum(rates.values())
   return {task: rate / total for task, rate in rates.items()}
 
 
-def _check_sizes(sizes: Mapping[str, float]) -> None:
-  if not sizes:
-    raise UserError("no tasks given: name at least one task and its size")
-  for task, size in sizes.items():
-    if not isinstance(size, (int, float)) or not math.isfinite(size) or size <= 0:
-      raise UserError(f"size {size!r} of task {task!r} is not a positive "
-                      "number: check the task has training data")
+def _check_positive(values: Mapping[str, float], what: str, fix: str) -> None:
+  """UserError unless there is a task and each task's `what` (rate, size) is a positive number."""
+  if not values:
+    raise UserError(f"no tasks given: name at least one task and its {what}")
+  for task, value in values.items():
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+      raise UserError(f"{what} {value!r} of task {task!r} is not a positive number: {fix}")
 
 
 def temperature_rates(sizes: Mapping[str, float], tau: float) -> dict[str, float]:
@@ -78,7 +73,7 @@ def temperature_rates(sizes: Mapping[str, float], tau: float) -> dict[str, float
   >>> temperature_rates({"fr": 400, "ro": 100}, tau=2)  # 20 : 10
   {'fr': 0.6666666666666666, 'ro': 0.3333333333333333}
   """
-  _check_sizes(sizes)
+  _check_positive(sizes, "size", "check the task has training data")
   if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
     raise UserError(f"temperature {tau!r} is not a positive number: use e.g. "
                     "tau = 1 (proportional to size) or 3.33 (flatter); "
@@ -107,7 +102,7 @@ def unimax_rates(sizes: Mapping[str, float], budget: float,
   >>> unimax_rates({"a": 10, "b": 100, "c": 1000}, budget=300)
   {'a': 0.03333333333333333, 'b': 0.3333333333333333, 'c': 0.6333333333333333}
   """
-  _check_sizes(sizes)
+  _check_positive(sizes, "size", "check the task has training data")
   if not isinstance(max_epochs, (int, float)) or max_epochs <= 0:
     raise UserError(f"max_epochs {max_epochs!r} is not positive: use e.g. 1")
   capacity = max_epochs * sum(sizes.values())

@@ -3,6 +3,9 @@
 All tasks share one layout so any of them can be mixed: "inputs" and "targets"
 as int32 SentencePiece ids with EOS (id 1) appended.
 """
+import functools
+from typing import Callable
+
 import seqio
 import sacrebleu
 
@@ -27,6 +30,7 @@ def bleu(targets: list[str], predictions: list[str],
   return {"bleu": score.score}
 
 
-def bleu_tokenizer(lang: str) -> str:
-  """sacrebleu tokenizer for a target language: "zh" for Chinese, else "13a"."""
-  return "zh" if lang.lower().startswith("zh") else "13a"
+def bleu_metric(lang: str) -> Callable[[list[str], list[str]], dict[str, float]]:
+  """The metric fn of a translation task into `lang`: `bleu` with sacrebleu's "zh" tokenizer
+  for Chinese (however the language is spelled: "zh", "zh_CN"), else "13a"."""
+  return functools.partial(bleu, tokenize="zh" if lang.lower().startswith("zh") else "13a")

@@ -12,7 +12,7 @@ import pathlib
 import random
 
 from ptjf.errors import UserError
-from ptjf.tasks import preprocessors
+from ptjf.tasks import mixing, preprocessors
 
 TAU = 3.33
 MIN_VOCAB_SIZE = 300  # 256 byte-fallback pieces + ids + some characters
@@ -20,11 +20,9 @@ DEFAULT_DRAW = 200_000
 
 
 def temperature_weights(sizes: dict[str, int], tau: float = TAU) -> dict[str, float]:
-  """Normalised P_i^(1/tau) per language (P_i = size share)."""
-  total = sum(sizes.values())
-  raw = {k: (n / total) ** (1 / tau) for k, n in sizes.items() if n}
-  norm = sum(raw.values())
-  return {k: round(v / norm, 12) for k, v in raw.items()}
+  """`mixing.temperature_rates` of the languages that have sentences, rounded to 12 digits."""
+  rates = mixing.temperature_rates({k: n for k, n in sizes.items() if n}, tau)
+  return {k: round(v, 12) for k, v in rates.items()}
 
 
 def temperature_draw(texts: dict[str, list[str]], draw_size: int, seed: int,
