@@ -114,7 +114,7 @@ def _read_jsonl(path: epath.Path) -> list[tuple[int, str, float]]:
   return out
 
 
-def _examples_seen(phase: runs_lib.Phase, seen: dict[str, dict[int, float]],
+def _examples_seen(phase: runs_lib.PhaseLogdir, seen: dict[str, dict[int, float]],
                    task: str, step: int) -> float | None:
   """Examples of `task` seen by `step` of this phase (phase-local).
 
@@ -134,7 +134,7 @@ def _examples_seen(phase: runs_lib.Phase, seen: dict[str, dict[int, float]],
   return float(step * phase.batch_size * phase.rates.get(task, 0.0))
 
 
-def _stand_in_losses(phase: runs_lib.Phase, raw: list[tuple]) -> list[tuple]:
+def _stand_in_losses(phase: runs_lib.PhaseLogdir, raw: list[tuple]) -> list[tuple]:
   """LOSS rows copied from `loss` for eval folders written before LOSS existed.
 
   The local engine's eval `loss` was then this very quantity; T5X's is
@@ -152,7 +152,7 @@ def _stand_in_losses(phase: runs_lib.Phase, raw: list[tuple]) -> list[tuple]:
   return old
 
 
-def read_phase_rows(phase: runs_lib.Phase) -> list[Row]:
+def read_phase_rows(phase: runs_lib.PhaseLogdir) -> list[Row]:
   """All scalars of one phase as rows of the tidy table."""
   raw = []  # (task, split, step, metric, value)
   train = phase.path / "train"
@@ -200,7 +200,7 @@ def write_csv(rows: list[Row], path: pathlib.Path) -> pathlib.Path:
   return path
 
 
-def read_runs(runs_dir) -> tuple[list[runs_lib.Phase], list[Row]]:
+def read_runs(runs_dir) -> tuple[list[runs_lib.PhaseLogdir], list[Row]]:
   """Every phase under runs_dir and the tidy table of all their scalars."""
   phases = runs_lib.discover_phases(runs_dir)
   rows = []

@@ -31,7 +31,7 @@ class RunPoint:
   all_rows: list[events_lib.Row]  # rows of all the run's phases
 
 
-def _phase_steps(phase: runs_lib.Phase, rows: list[events_lib.Row]) -> int:
+def _phase_steps(phase: runs_lib.PhaseLogdir, rows: list[events_lib.Row]) -> int:
   """A phase's length: its metadata `steps`, else the last logged step."""
   if phase.steps:
     return int(phase.steps)
@@ -41,12 +41,12 @@ def _phase_steps(phase: runs_lib.Phase, rows: list[events_lib.Row]) -> int:
   return max(steps, default=0)
 
 
-def tasks_of(phases: list[runs_lib.Phase]) -> list[str]:
+def tasks_of(phases: list[runs_lib.PhaseLogdir]) -> list[str]:
   """The experiment's tasks: every task named in some phase's rates, sorted."""
   return sorted({t for p in phases for t in p.rates})
 
 
-def low_resource_task(phases: list[runs_lib.Phase],
+def low_resource_task(phases: list[runs_lib.PhaseLogdir],
                       low_task: str | None = None) -> str:
   """`low_task` if given; else the task with fewest training examples
   (`task_sizes` in ptjf_phase.json); else the smaller mean rate among the
@@ -71,10 +71,10 @@ def low_resource_task(phases: list[runs_lib.Phase],
   return min(mean, key=lambda t: (mean[t], t))
 
 
-def run_points(phases: list[runs_lib.Phase],
+def run_points(phases: list[runs_lib.PhaseLogdir],
                rows: list[events_lib.Row]) -> list[RunPoint]:
   """One RunPoint per (experiment, run), except shared `pretrain` runs."""
-  by_run: dict[tuple[str, str], list[runs_lib.Phase]] = {}
+  by_run: dict[tuple[str, str], list[runs_lib.PhaseLogdir]] = {}
   for p in phases:
     by_run.setdefault((p.experiment, p.run), []).append(p)
   points = []
@@ -126,7 +126,7 @@ def low_curve(point: RunPoint, task: str, whole_run: bool
   return sorted(curve)
 
 
-def compute_steps(phases: list[runs_lib.Phase], rows: list[events_lib.Row],
+def compute_steps(phases: list[runs_lib.PhaseLogdir], rows: list[events_lib.Row],
                   points: list[RunPoint]) -> dict[str, int]:
   """Training steps per method label, each phase once: a shared pre-training
   counts once, under its own method (PTJF).
@@ -167,7 +167,7 @@ def examples_to_reach(points: list[RunPoint], task: str,
   return min(hits, default=None)
 
 
-def experiment_numbers(phases: list[runs_lib.Phase],
+def experiment_numbers(phases: list[runs_lib.PhaseLogdir],
                        rows: list[events_lib.Row],
                        low_task: str | None = None) -> dict:
   """The headline numbers of one experiment (phases and rows of it only)."""

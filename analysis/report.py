@@ -9,6 +9,7 @@ import html
 import json
 import pathlib
 
+from ptjf import logdir
 from ptjf.analysis import events as events_lib
 from ptjf.analysis import figures
 from ptjf.analysis import numbers as numbers_lib
@@ -89,7 +90,7 @@ def _runs_table(phases, rows, low: str) -> str:
                 f"{cells}<td>{'yes' if free else ''}</td></tr>")
   details = []
   for ph in phases:
-    meta_file = ph.path / runs_lib.PHASE_FILE
+    meta_file = ph.path / logdir.PHASE_FILE
     meta = (json.dumps(json.loads(meta_file.read_text()), indent=1)
             if meta_file.is_file() else "(no ptjf_phase.json)")
     details.append(

@@ -14,49 +14,23 @@ import re
 
 from etils import epath
 
+from ptjf import logdir
 from ptjf.errors import UserError
 
-PHASE_FILE = "ptjf_phase.json"
 _LOG_SUBDIRS = ("train", "training_eval", "training_eval_train",
                 "inference_eval")
 
 
-@dataclasses.dataclass
-class Phase:
-  """One phase logdir (a T5X MODEL_DIR) and what is known about it."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PhaseLogdir(logdir.PhaseRecord):
+  """One phase logdir (a T5X MODEL_DIR): its record (read, or inferred) and its config.gin."""
   path: epath.Path
-  experiment: str
-  run: str
-  method: str
-  phase: str
-  rates: dict[str, float]
-  steps: int | None
-  batch_size: int | None
-  start_mode: str | None
-  start_from: str | None
-  corpus_hash: str | None
-  engine: str | None
-  task_sizes: dict[str, float]
-  config_text: str
-
-  @property
-  def parent_steps(self) -> int:
-    """Steps of the phase this one started from, read off `checkpoint_<N>`.
-
-    >>> Phase(epath.Path("."), "e", "r", "ptjf", "finetune", {}, 4, 8,
-    ...       "params_only", "pretrain/checkpoint_6", None, None, {},
-    ...       "").parent_steps
-    6
-    """
-    if not self.start_from:
-      return 0
-    match = re.search(r"checkpoint_(\d+)/?$", str(self.start_from))
-    return int(match.group(1)) if match else 0
+  config_text: str = ""
 
 
 def is_phase_dir(path: epath.Path) -> bool:
   """A directory is a phase logdir if it has the metadata or T5X log subdirs."""
-  return ((path / PHASE_FILE).is_file() or (path / "config.gin").is_file()
+  return ((path / logdir.PHASE_FILE).is_file() or (path / "config.gin").is_file()
           or any((path / sub).is_dir() for sub in _LOG_SUBDIRS))
 
 
@@ -143,13 +117,13 @@ def _name(path: epath.Path) -> str:
   return path.resolve().name if is_local(path) else path.name
 
 
-def read_phase(path: epath.PathLike, runs_dir: epath.PathLike) -> Phase:
+def read_phase(path: epath.PathLike, runs_dir: epath.PathLike) -> PhaseLogdir:
   """Metadata of one phase logdir; names default to its place under runs_dir."""
   path, runs_dir = epath.Path(path), epath.Path(runs_dir)
   config_text = ""
   if (path / "config.gin").is_file():
     config_text = (path / "config.gin").read_bytes().decode(errors="replace")
-  meta_file = path / PHASE_FILE
+  meta_file = path / logdir.PHASE_FILE
   if meta_file.is_file():
     try:
       meta = json.loads(meta_file.read_text())
@@ -164,20 +138,12 @@ def read_phase(path: epath.PathLike, runs_dir: epath.PathLike) -> Phase:
            else [_name(runs_dir)] * (3 - len(parts)) + list(parts))
   if len(parts) == 0:
     names = [_name(path)] * 3
-  start = meta.get("start") or {}
-  return Phase(
-      path=path, experiment=meta.get("experiment") or names[0],
-      run=meta.get("run") or names[1],
-      method=meta.get("method") or "unknown",
-      phase=meta.get("phase") or names[2],
-      rates={k: float(v) for k, v in (meta.get("rates") or {}).items()},
-      steps=meta.get("steps"), batch_size=meta.get("batch_size"),
-      start_mode=start.get("mode"), start_from=start.get("from"),
-      corpus_hash=meta.get("corpus_hash"), engine=meta.get("engine"),
-      task_sizes=dict(meta.get("task_sizes") or {}), config_text=config_text)
+  record = logdir.PhaseRecord.from_dict(meta, experiment=names[0], run=names[1],
+                                        phase=names[2])
+  return PhaseLogdir(**vars(record), path=path, config_text=config_text)
 
 
-def discover_phases(runs_dir: epath.PathLike) -> list[Phase]:
+def discover_phases(runs_dir: epath.PathLike) -> list[PhaseLogdir]:
   """All phase logdirs under runs_dir (or runs_dir itself), sorted by path."""
   root = epath.Path(runs_dir)
   if not root.is_dir():

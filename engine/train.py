@@ -7,7 +7,6 @@ except every `log_period` steps (loss check, summaries), so batches are read whi
 """
 import json
 import os
-import re
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -21,6 +20,7 @@ import seqio
 from clu import metric_writers
 
 from ptjf.engine import data, decoding, divergence, losses, model as model_lib, optim, phase
+from ptjf import logdir
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures
 
@@ -111,11 +111,10 @@ def _read(path: str, target: Optional[dict] = None) -> dict:
 
 def _checkpoint_folder(path: str) -> str:
   """`path`, or the latest checkpoint_<step> in it when it is a MODEL_DIR (said so)."""
-  steps = [int(m[1]) for name in os.listdir(path)
-           if (m := re.fullmatch(r"checkpoint_(\d+)", name))]
+  steps = logdir.checkpoint_steps(path)
   if os.path.isdir(os.path.join(path, "default")) or not steps:
     return path
-  chosen = os.path.join(path, f"checkpoint_{max(steps)}")
+  chosen = os.path.join(path, logdir.checkpoint_name(steps[-1]))
   print(f"{path} is a MODEL_DIR: starting from its latest checkpoint, {chosen}")
   return chosen
 
@@ -124,11 +123,11 @@ def _resume(mgr: ocp.CheckpointManager, fresh: dict) -> Optional[dict]:
   """MODEL_DIR's latest readable checkpoint, or None. A damaged one is moved aside to
   damaged_checkpoint_<step> (kept, not deleted) and the one before it is used, said so."""
   for step in sorted(mgr.all_steps(), reverse=True):
-    path = os.path.join(str(mgr.directory), f"checkpoint_{step}")
+    path = os.path.join(str(mgr.directory), logdir.checkpoint_name(step))
     try:
       loaded = _read(path)
     except UserError as e:
-      aside = os.path.join(str(mgr.directory), f"damaged_checkpoint_{step}")
+      aside = os.path.join(str(mgr.directory), f"damaged_{logdir.checkpoint_name(step)}")
       os.rename(path, aside)
       mgr.reload()
       print(f"{e}; moved it to {aside} and resuming from the checkpoint before it", flush=True)
@@ -196,8 +195,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     trained on (the high-resource task while fine-tuning on the low-resource one alone: what it
     forgets); not in the mixture total.
   """
-  if restore_mode not in ("scratch", "params_only", "continue"):
-    raise UserError(f"restore_mode {restore_mode!r} unknown: use scratch, params_only or continue")
+  if restore_mode not in logdir.START_MODES:
+    raise UserError(f"restore_mode {restore_mode!r} unknown: use {', '.join(logdir.START_MODES)}")
   if random_seed < 0 or (data_seed or 0) < 0:
     raise UserError(f"negative seed (random_seed={random_seed}, data_seed={data_seed}): "
                     "use seeds >= 0")
@@ -223,10 +222,10 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   params = jax.jit(model.init)(jax.random.key(random_seed), dummy, dummy)["params"]
   tx = optim.freeze(optimizer(lr_fn), params, freeze)
   mgr = ocp.CheckpointManager(os.path.abspath(model_dir), options=ocp.CheckpointManagerOptions(
-      max_to_keep=keep_checkpoints, step_prefix="checkpoint"))
+      max_to_keep=keep_checkpoints, step_prefix=logdir.CHECKPOINT_PREFIX))
   latest = mgr.latest_step()
   if latest is not None and latest >= train_steps:
-    print(f"{model_dir}: already finished (checkpoint_{latest})")
+    print(f"{model_dir}: already finished ({logdir.checkpoint_name(latest)})")
     return
   state = _initial_state(mgr, latest, _checkpoint(0, 0, params, tx.init(params),
                                           np.zeros((len(tasks), 2), np.int64)),
@@ -285,8 +284,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   def diverged(why: str) -> UserError:
     """The one-line stop: what diverged, and which checkpoint (saved before it) is kept."""
     kept = mgr.latest_step()
-    keep = (f"the last good checkpoint, checkpoint_{kept} in {model_dir}, is kept (a re-run "
-            "resumes from it)" if kept is not None else
+    keep = (f"the last good checkpoint, {logdir.checkpoint_name(kept)} in {model_dir}, is "
+            "kept (a re-run resumes from it)" if kept is not None else
             f"no checkpoint of this phase was saved before it, so none is kept in {model_dir}")
     return UserError(f"training diverged between steps {window_start} and {step} ({why}): "
                      f"lower LEARNING_RATE; {keep}")

@@ -31,18 +31,16 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ptjf import startup
+from ptjf import logdir, startup
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
 
 DEFAULT_RUNS_DIR = "runs"
 LOG_FILE = "log.txt"
-PHASE_FILE = "ptjf_phase.json"
 LOCK_FILE = ".ptjf_lock"
 DONE_ELSEWHERE = "finished by another launcher"
 PROGRESS_PERIOD = 30.0  # seconds between a phase's progress lines without a terminal
-_CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,22 +77,9 @@ class Summary:
     return not self.failed and not self.skipped
 
 
-def checkpoint_dir(model_dir: pathlib.Path, step: int) -> pathlib.Path:
-  return model_dir / f"checkpoint_{step}"
-
-
-def latest_checkpoint(model_dir: pathlib.Path) -> int | None:
-  """The highest step with a checkpoint_<step> directory in model_dir."""
-  if not model_dir.is_dir():
-    return None
-  steps = [int(m.group(1)) for p in model_dir.iterdir()
-           if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
-  return max(steps, default=None)
-
-
 def is_finished(model_dir: pathlib.Path, steps: int) -> bool:
   """The contract: a phase is finished iff checkpoint_<TRAIN_STEPS> exists."""
-  return checkpoint_dir(model_dir, steps).is_dir()
+  return (model_dir / logdir.checkpoint_name(steps)).is_dir()
 
 
 # --- commands ----------------------------------------------------------------
@@ -286,7 +271,7 @@ def local_macro_default(name: str) -> Any:
 
 
 def phase_record(job: Job, sizes: dict[str, int],
-                 corpus_hash: str | None) -> dict:
+                 corpus_hash: str | None) -> logdir.PhaseRecord:
   """The ptjf_phase.json of a phase (design.md section 4)."""
   from ptjf.tasks import mixing  # pylint: disable=g-import-not-at-top
   phase, exp = job.phase, job.experiment
@@ -304,27 +289,17 @@ def phase_record(job: Job, sizes: dict[str, int],
   start_from = None
   if phase.parent:
     parent_steps = exp.phases()[phase.parent][1].steps
-    start_from = f"{phase.parent}/checkpoint_{parent_steps}"
-  record = {
-      "experiment": exp.name, "run": job.run.name, "method": job.run.method,
-      "phase": phase.name, "rates": rates, "steps": phase.steps,
-      "batch_size": exp.batch_size,
-      "start": {"mode": phase.start, "from": start_from},
-      "corpus_hash": corpus_hash, "engine": exp.engine}
-  if phase.tau is not None:
-    record["tau"] = phase.tau
-  if phase.unimax is not None:
-    record["unimax"] = {"budget": phase.unimax[0],
-                        "max_epochs": phase.unimax[1]}
-  if sizes:
-    record["task_sizes"] = {t: sizes[t] for t in phase.tasks if t in sizes}
+    start_from = f"{phase.parent}/{logdir.checkpoint_name(parent_steps)}"
   overrides = {**exp.overrides, **dict(phase.overrides)}
-  if overrides:
-    record["overrides"] = overrides
-  if exp.engine == "local":
-    record["label_smoothing"] = overrides.get("LABEL_SMOOTHING",
-                                              local_macro_default("LABEL_SMOOTHING"))
-  return record
+  return logdir.PhaseRecord(
+      experiment=exp.name, run=job.run.name, method=job.run.method, phase=phase.name,
+      rates=rates, steps=phase.steps, batch_size=exp.batch_size, start_mode=phase.start,
+      start_from=start_from, corpus_hash=corpus_hash, engine=exp.engine, tau=phase.tau,
+      unimax=(None if phase.unimax is None
+              else {"budget": phase.unimax[0], "max_epochs": phase.unimax[1]}),
+      task_sizes=known, overrides=overrides,
+      label_smoothing=(overrides.get("LABEL_SMOOTHING", local_macro_default("LABEL_SMOOTHING"))
+                       if exp.engine == "local" else None))
 
 
 # Fields of ptjf_phase.json that must not change once a phase has started.
@@ -332,13 +307,13 @@ _FIXED_FIELDS = ("rates", "tau", "unimax", "steps", "batch_size", "start",
                  "engine", "overrides")
 
 
-def check_unchanged(job: Job, record: dict) -> None:
+def check_unchanged(job: Job, record: logdir.PhaseRecord) -> None:
   """UserError if the phase directory was started under different settings.
 
   Resuming it would mix two trainings (e.g. a cosine schedule stretched from
   3000 to 4000 steps half-way).
   """
-  path = job.model_dir / PHASE_FILE
+  path = job.model_dir / logdir.PHASE_FILE
   if not path.is_file():
     return
   try:
@@ -347,11 +322,12 @@ def check_unchanged(job: Job, record: dict) -> None:
     return   # half-written by a killed launcher; rewritten before the run
   sized = job.phase.tau is not None or job.phase.unimax is not None
   fields = [f for f in _FIXED_FIELDS if not (f == "rates" and sized)]
+  now = record.to_dict()
   for field in fields:
-    if stored.get(field) != record.get(field):
+    if stored.get(field) != now.get(field):
       raise UserError(
           f"{job.key} was started with {field} {stored.get(field)!r}, the "
-          f"plan now says {record.get(field)!r}: delete {job.model_dir} to "
+          f"plan now says {now.get(field)!r}: delete {job.model_dir} to "
           "start it over, or give the changed sweep a new prefix")
 
 
@@ -495,7 +471,7 @@ def run_plan(exp: plan_lib.Experiment,
     job = jobs_by_key[key]
     if is_finished(job.model_dir, job.phase.steps):
       summary.reused.append(job.key)
-      print(f"{heads[key]} done before (checkpoint_{job.phase.steps}), reused")
+      print(f"{heads[key]} done before ({logdir.checkpoint_name(job.phase.steps)}), reused")
     elif dry_run:
       summary.planned.append(job.key)
       print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
@@ -507,13 +483,12 @@ def run_plan(exp: plan_lib.Experiment,
 
 
 def _state(job: Job) -> str:
-  latest = latest_checkpoint(job.model_dir)
-  return (f"resuming from checkpoint_{latest}" if latest is not None
-          else "running")
+  steps = logdir.checkpoint_steps(job.model_dir)
+  return f"resuming from {logdir.checkpoint_name(steps[-1])}" if steps else "running"
 
 
 def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
-                     records: dict[str, dict], builder: CommandBuilder,
+                     records: dict[str, logdir.PhaseRecord], builder: CommandBuilder,
                      heads: dict[str, str], summary: Summary,
                      jobs: int) -> None:
   """Trains `keys` (in plan order), up to `jobs` at once; a phase starts once
@@ -578,26 +553,26 @@ def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
     os.close(fd)
 
 
-def corpus_changed(job: Job, record: dict) -> str | None:
+def corpus_changed(job: Job, record: logdir.PhaseRecord) -> str | None:
   """The problem if the corpus was rebuilt since the sweep read it (its hash is in `record`).
 
   A phase must read the corpus its parent and the runs it is compared with read: a rebuild in
   place (new catalogs installed, another command's build) would otherwise train it silently on
   other pairs and another vocabulary.
   """
-  if not record.get("corpus_hash") or job.experiment.engine != "local":
+  if not record.corpus_hash or job.experiment.engine != "local":
     return None
   from ptjf.tasks import corpus as corpus_lib, layout  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(job.corpus_dir) if job.corpus_dir else layout.default_corpus_dir()
   now = corpus_lib.read_manifest(layout.CorpusLayout(root).manifest)["corpus_hash"]
-  if now == record["corpus_hash"]:
+  if now == record.corpus_hash:
     return None
   return (f"corpus {root} was rebuilt since this sweep started (hash "
-          f"{record['corpus_hash'][:12]}... -> {now[:12]}...): its phases would not be "
+          f"{record.corpus_hash[:12]}... -> {now[:12]}...): its phases would not be "
           "comparable; run the plan again into a new runs directory")
 
 
-def _run_phase(job: Job, record: dict, command: list[str],
+def _run_phase(job: Job, record: logdir.PhaseRecord, command: list[str],
                show: Callable[[str], None],
                say: Callable[[str], None]) -> str | None:
   """Writes ptjf_phase.json and trains; None if finished, DONE_ELSEWHERE if
@@ -611,13 +586,13 @@ def _run_phase(job: Job, record: dict, command: list[str],
       with open(job.model_dir / LOG_FILE, "a", encoding="utf-8") as log:
         log.write(f"ptjf: error: {changed}\n")
       return changed
-    (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    (job.model_dir / logdir.PHASE_FILE).write_text(record.to_json())
     log_path = job.model_dir / LOG_FILE
     code = _run_logged(command, log_path, show, pass_fds=(lock,))
   if code == 0 and is_finished(job.model_dir, job.phase.steps):
     return None
   why = (f"exit {code}" if code else
-         f"exit 0 but no checkpoint_{job.phase.steps}")
+         f"exit 0 but no {logdir.checkpoint_name(job.phase.steps)}")
   last = _last_line(log_path)
   return f"{why}: {last}" if last else why
 
@@ -629,7 +604,7 @@ def _job(exp: plan_lib.Experiment, key: str, runs_dir: pathlib.Path,
   init = None
   if phase.parent:
     parent_steps = exp.phases()[phase.parent][1].steps
-    init = checkpoint_dir(runs_dir / exp.name / phase.parent, parent_steps)
+    init = runs_dir / exp.name / phase.parent / logdir.checkpoint_name(parent_steps)
   return Job(exp, run, phase, runs_dir / exp.name / run.name / phase.name,
              init, corpus_dir)
 

@@ -55,10 +55,10 @@ import pathlib
 import tomllib
 from typing import Any, Iterable, Mapping, Sequence
 
+from ptjf import logdir
 from ptjf.errors import UserError
 
 ENGINES = ("local", "t5x")
-START_MODES = ("scratch", "params_only", "continue")
 KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length")
 # Grids that can be crossed with any sweep: plan key -> (gin macro, run suffix).
 CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"),
@@ -428,9 +428,9 @@ def _explicit_run(table: Mapping[str, Any], where: str,
                               f"{pwhere} unimax budget"),
                 float(unimax.get("max_epochs", 1)))
     start = p.get("start", "scratch" if "from" not in p else "params_only")
-    if start not in START_MODES:
+    if start not in logdir.START_MODES:
       raise UserError(f"{pwhere}: unknown start {start!r}: use one of "
-                      f"{', '.join(START_MODES)}")
+                      f"{', '.join(logdir.START_MODES)}")
     parent = p.get("from")
     if parent is not None and "/" not in parent:
       parent = f"{name}/{parent}"

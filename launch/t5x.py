@@ -31,9 +31,9 @@ import pathlib
 import re
 from typing import Any, Mapping, Sequence
 
+from ptjf import logdir
 from ptjf.errors import UserError
 
-START_MODES = ("scratch", "params_only", "continue")
 _MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -46,7 +46,7 @@ class T5xPhase:
   model_dir: the phase's own MODEL_DIR (a checkpoint there always wins).
   macros: ALL_CAPS gin macros -> Python values (str, number, list, dict ...),
     written as gin literals.
-  start: one of START_MODES.
+  start: one of logdir.START_MODES.
   init_checkpoint: a checkpoint_<step> directory; required by params_only and
     continue, refused by scratch.
   bindings: further raw gin bindings ("network.T5Config.emb_dim = 32").
@@ -67,9 +67,9 @@ def ptjf_root() -> pathlib.Path:
 
 def start_gin_file(start: str) -> str:
   """gin/t5x/start/<start>.gin, after checking the mode."""
-  if start not in START_MODES:
+  if start not in logdir.START_MODES:
     raise UserError(f"unknown start mode {start!r}: use one of "
-                    f"{', '.join(START_MODES)}")
+                    f"{', '.join(logdir.START_MODES)}")
   return f"gin/t5x/start/{start}.gin"
 
 

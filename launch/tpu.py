@@ -31,14 +31,14 @@ stack (docs/t5x.md, "Cloud TPU").
 """
 import argparse
 import dataclasses
-import json
 import shlex
 import subprocess
 import sys
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from etils import epath
 
+from ptjf import logdir
 from ptjf.errors import UserError
 from ptjf.launch import execute as execute_lib
 from ptjf.launch import plan as plan_lib
@@ -60,7 +60,7 @@ class Step:
   name: str
   command: list[str]
   done_if: list[str] | None = None
-  record: tuple[str, dict[str, Any]] | None = None
+  record: tuple[str, logdir.PhaseRecord] | None = None
 
 
 def parse_split(text: str) -> tuple[int, int]:
@@ -82,7 +82,7 @@ def _ssh(args: argparse.Namespace, remote: list[str]) -> list[str]:
 
 
 def _remote_step(args: argparse.Namespace, name: str, spec: t5x.T5xPhase,
-                 steps: int, record: dict[str, Any] | None = None) -> Step:
+                 steps: int, record: logdir.PhaseRecord | None = None) -> Step:
   """The ssh step running one T5X job, done once its last checkpoint exists."""
   partitions = ([f"partitioning.PjitPartitioner.num_partitions = "
                  f"{args.num_partitions}"] if args.num_partitions else [])
@@ -93,9 +93,9 @@ def _remote_step(args: argparse.Namespace, name: str, spec: t5x.T5xPhase,
   remote = ["env", f"PYTHONPATH={args.t5x_pythonpath}", *train]
   return Step(name, _ssh(args, remote),
               ["gsutil", "-q", "stat",
-               f"{spec.model_dir}/checkpoint_{steps}/commit_success.txt"],
+               f"{spec.model_dir}/{logdir.checkpoint_name(steps)}/commit_success.txt"],
               None if record is None else (
-                  f"{spec.model_dir}/{execute_lib.PHASE_FILE}", record))
+                  f"{spec.model_dir}/{logdir.PHASE_FILE}", record))
 
 
 def _job(args: argparse.Namespace, name: str, phase: str, steps: int,
@@ -172,7 +172,7 @@ def plan_steps(args: argparse.Namespace, with_records: bool) -> list[Step]:
     init = None
     if phase.parent:
       parent_steps = exp.phases()[phase.parent][1].steps
-      init = f"{root}/{phase.parent}/checkpoint_{parent_steps}"
+      init = f"{root}/{phase.parent}/{logdir.checkpoint_name(parent_steps)}"
     spec = execute_lib.t5x_phase(job, f"{root}/{key}", init)
     if args.tfds_data_dir:
       spec = dataclasses.replace(
@@ -210,18 +210,18 @@ def plan(args: argparse.Namespace) -> list[Step]:
   for pre, fine in splits:
     steps.append(_job(
         args, f"finetune_{pre}", "finetune", fine, "params_only",
-        f"{args.bucket}/{args.experiment}/pretrain/checkpoint_{pre}"))
+        f"{args.bucket}/{args.experiment}/pretrain/{logdir.checkpoint_name(pre)}"))
   return steps
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
 
 
-def write_record(path: str, record: dict[str, Any]) -> None:
+def write_record(path: str, record: logdir.PhaseRecord) -> None:
   """Writes a ptjf_phase.json, on a bucket (gs://) or a local path alike."""
   target = epath.Path(path)
   target.parent.mkdir(parents=True, exist_ok=True)
-  target.write_text(json.dumps(record, indent=1) + "\n")
+  target.write_text(record.to_json())
 
 
 def execute(steps: Sequence[Step], dry_run: bool,

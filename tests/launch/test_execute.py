@@ -289,8 +289,8 @@ def test_unimax_phase_binds_its_mixture_and_records_its_rates(tmp_path,
   record = execute.phase_record(job, {"translate_en_fr": 400,
                                       "translate_en_ro": 40}, None)
   # Budget 80 examples: ro gets its uniform half (40, one epoch), fr the rest.
-  assert record["rates"] == {"translate_en_ro": 0.5, "translate_en_fr": 0.5}
-  assert record["unimax"] == {"budget": 80, "max_epochs": 1.0}
+  assert record.rates == {"translate_en_ro": 0.5, "translate_en_fr": 0.5}
+  assert record.unimax == {"budget": 80, "max_epochs": 1.0}
 
 
 def test_every_builtin_local_plan_has_its_gin_files():

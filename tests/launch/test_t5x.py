@@ -1,6 +1,7 @@
 """The T5X command of a phase (ptjf.launch.t5x)."""
 import pytest
 
+from ptjf import logdir
 from ptjf.errors import UserError
 from ptjf.launch import t5x
 
@@ -46,7 +47,7 @@ def test_local_command_searches_this_install_and_every_start_file_exists():
   root = t5x.ptjf_root()
   assert command[4] == f"--gin_search_paths={root}"
   assert "--gin.INITIAL_CHECKPOINT_PATH" not in " ".join(command)
-  for mode in t5x.START_MODES:
+  for mode in logdir.START_MODES:
     assert (root / t5x.start_gin_file(mode)).is_file()
 
 

@@ -264,4 +264,4 @@ taus = [1]
                       lambda path, record: written.update({path: record}))
   assert _main(argv) == 0
   record = written["gs://b/ptjf/mc4/scal_t1/main/ptjf_phase.json"]
-  assert record["rates"] == {tasks[0]: 0.9, tasks[1]: 0.1}
+  assert record.rates == {tasks[0]: 0.9, tasks[1]: 0.1}
