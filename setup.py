@@ -7,7 +7,7 @@ The top-level folders map onto one import namespace:
     engine/    -> ptjf.engine     (local JAX trainer writing T5X's logdir layout)
     launch/    -> ptjf.launch     (experiment plans, sweeps, T5X / Cloud TPU commands)
     analysis/  -> ptjf.analysis   (event files -> tables, fronts, figures, report)
-    gin/       -> ptjf.gin        (gin files, shipped as package data)
+    gin/       -> ptjf/gin/       (gin files: data, not a package, shipped with the wheel)
 """
 import pathlib
 
@@ -21,8 +21,10 @@ PACKAGE_DIRS = {
     "ptjf.engine": "engine",
     "ptjf.launch": "launch",
     "ptjf.analysis": "analysis",
-    "ptjf.gin": "gin",
 }
+# Data, not code: gin/ holds gin files only (no __init__.py, so it never hides gin-config);
+# the wheel ships them as ptjf/gin/, where `ptjf.gin_files.gin_dir` finds them.
+DATA_DIRS = {"ptjf.gin": "gin"}
 
 
 def _requirements() -> list[str]:
@@ -39,8 +41,8 @@ setuptools.setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=list(PACKAGE_DIRS),
-    package_dir=PACKAGE_DIRS,
+    packages=[*PACKAGE_DIRS, *DATA_DIRS],
+    package_dir={**PACKAGE_DIRS, **DATA_DIRS},
     package_data={"ptjf.gin": ["*.gin", "**/*.gin"],
                   "ptjf.launch": ["plans/*.toml"]},
     install_requires=_requirements(),

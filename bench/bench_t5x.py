@@ -1,6 +1,6 @@
 """Training-step speed of real T5X on the bench model (bench_engine's T5X half).
 
-Runs T5X's own trainer, `python -P -m t5x.train`, in a subprocess on a gin
+Runs T5X's own trainer, `python -m t5x.train`, in a subprocess on a gin
 config written here: T5X's `t5x/configs/runs/pretrain.gin` defaults and
 `t5x.examples.t5.network.Transformer` at the size of bench_engine's SPEC
 (d 256, 3+3 layers, 4 heads x 64, mlp 1024 relu, vocab 8192, logits through
@@ -118,8 +118,8 @@ def gin_config(dtype: str, spec: dict, corpus_dir: pathlib.Path,
 
 def run_t5x(gin_file: pathlib.Path, log_file: pathlib.Path,
             env: Mapping[str, str]) -> None:
-  """Runs `python -P -m t5x.train` on `gin_file` in `env`; raises on failure."""
-  command = [sys.executable, "-P", "-m", "t5x.train",
+  """Runs `python -m t5x.train` on `gin_file` in `env`; raises on failure."""
+  command = [sys.executable, "-m", "t5x.train",
              f"--gin_search_paths={t5x_root()}", f"--gin_file={gin_file}",
              "--alsologtostderr"]
   env = {**env, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -97,12 +97,11 @@ def _train(args: argparse.Namespace) -> int:
   """Parses gin (package gin dir on the search path) and runs `engine.train.train`."""
   for name, value in jax_cache_defaults().items():
     os.environ.setdefault(name, value)
-  import ptjf.gin
-  from ptjf.gin import macros
+  from ptjf import gin_files
 
-  search_paths = [os.path.dirname(ptjf.gin.__file__), *args.gin_search_paths]
+  search_paths = [str(gin_files.gin_dir()), *args.gin_search_paths]
   files = [resolve_gin_file(f, search_paths) for f in args.gin_file]
-  macros.check(files, args.gin_bindings, search_paths)  # before the slow imports below
+  gin_files.check(files, args.gin_bindings, search_paths)  # before the slow imports below
   import gin
 
   import ptjf.tasks.mixtures  # noqa: F401  (gin configurables)

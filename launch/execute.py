@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ptjf import logdir, startup
+from ptjf import gin_files, logdir, startup
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
@@ -136,10 +136,10 @@ _LOCAL_START_GIN = {"scratch": [],
 
 
 def local_command(job: Job) -> list[str]:
-  """`python -P -m ptjf.cli train ...` for the local engine (design.md s. 3)."""
+  """`python -m ptjf.cli train ...` for the local engine (design.md s. 3)."""
   exp = job.experiment
-  gin_dir = t5x.ptjf_root() / "gin"
-  command = [sys.executable, "-P", "-m", "ptjf.cli", "train",
+  gin_dir = gin_files.gin_dir()
+  command = [sys.executable, "-m", "ptjf.cli", "train",
              f"--gin_search_paths={gin_dir}",
              "--gin_file=local/base.gin",
              f"--gin_file=local/model_{exp.model}.gin",
@@ -161,7 +161,7 @@ def local_command(job: Job) -> list[str]:
 
 def check_local_gin(exp: plan_lib.Experiment) -> None:
   """UserError unless the plan's model and optimizer have local gin files."""
-  local_dir = t5x.ptjf_root() / "gin" / "local"
+  local_dir = gin_files.gin_dir() / "local"
   for kind, name in (("model", f"model_{exp.model}"),
                      ("optimizer", exp.optimizer)):
     if not (local_dir / f"{name}.gin").is_file():
@@ -178,17 +178,16 @@ def check_local_gin(exp: plan_lib.Experiment) -> None:
 def check_local_macros(jobs: Iterable[Job]) -> None:
   """UserError for a plan override that the phase's local gin files do not
   know (a typo gin would take as a new macro), naming the closest one."""
-  from ptjf.gin import macros  # pylint: disable=g-import-not-at-top
-  local_dir = t5x.ptjf_root() / "gin"
+  local_dir = gin_files.gin_dir()
   for job in jobs:
     known = set()
     for name in local_command(job):
       if name.startswith("--gin_file="):
         path = local_dir / name[len("--gin_file="):]
         if path.is_file():
-          defined, used = macros.read(str(path))
+          defined, used = gin_files.read(str(path))
           known |= defined | used
-    macros.refuse_unknown(_macros(job), known, f"the plan's overrides of {job.key}")
+    gin_files.refuse_unknown(_macros(job), known, f"the plan's overrides of {job.key}")
 
 
 def t5x_phase(job: Job, model_dir: str,
@@ -265,7 +264,7 @@ def local_macro_default(name: str) -> Any:
   >>> local_macro_default("LABEL_SMOOTHING")
   0.1
   """
-  text = (t5x.ptjf_root() / "gin" / "local" / "base.gin").read_text()
+  text = (gin_files.gin_dir() / "local" / "base.gin").read_text()
   match = re.search(rf"^{name}\s*=\s*([^#\n]+)", text, re.MULTILINE)
   return ast.literal_eval(match.group(1).strip()) if match else None
 

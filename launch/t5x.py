@@ -15,15 +15,13 @@ the phase file chose:
 ...                  start="params_only",
 ...                  init_checkpoint="gs://b/runs/pre/checkpoint_400000")
 >>> train_command(phase, gin_search_path="/ptjf")[:4]
-['python', '-P', '-m', 't5x.train']
+['python', '-m', 't5x.train', '--gin_search_paths=/ptjf']
 >>> train_command(phase, gin_search_path="/ptjf")[-3:]
 ['--gin.MODEL_DIR="gs://b/runs/ft"', '--gin.HIGH_RATE=0.7', \
 '--gin.INITIAL_CHECKPOINT_PATH="gs://b/runs/pre/checkpoint_400000"']
 
 T5X must be importable by `python` (its source root on PYTHONPATH, see
-docs/t5x.md); `python -m t5x.train` is `t5x/train.py` run as a script, and
-`-P` keeps the working directory off sys.path, where ptjf's own `gin/`
-folder would hide the gin-config package.
+docs/t5x.md); `python -m t5x.train` is `t5x/train.py` run as a script.
 """
 import dataclasses
 import json
@@ -31,7 +29,7 @@ import pathlib
 import re
 from typing import Any, Mapping, Sequence
 
-from ptjf import logdir
+from ptjf import gin_files, logdir
 from ptjf.errors import UserError
 
 _MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -61,8 +59,7 @@ class T5xPhase:
 
 def ptjf_root() -> pathlib.Path:
   """The folder holding ptjf's `gin/` (the repo root, or site-packages/ptjf)."""
-  import ptjf.gin  # pylint: disable=g-import-not-at-top
-  return pathlib.Path(ptjf.gin.__file__).resolve().parent.parent
+  return gin_files.gin_dir().parent
 
 
 def start_gin_file(start: str) -> str:
@@ -120,14 +117,14 @@ def _check(phase: T5xPhase, root: pathlib.Path | None) -> None:
 
 def train_command(phase: T5xPhase, *, python: str = "python",
                   gin_search_path: str | None = None) -> list[str]:
-  """argv of `python -P -m t5x.train` for `phase`.
+  """argv of `python -m t5x.train` for `phase`.
 
   gin_search_path: where ptjf's `gin/` folder is on the machine that runs the
   command (default: this ptjf install, whose gin files are then checked).
   """
   root = None if gin_search_path else ptjf_root()
   _check(phase, root)
-  command = [python, "-P", "-m", "t5x.train",
+  command = [python, "-m", "t5x.train",
              f"--gin_search_paths={gin_search_path or root}"]
   command += [f"--gin_file={f}" for f in phase.gin_files]
   command.append(f"--gin_file={start_gin_file(phase.start)}")

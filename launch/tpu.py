@@ -5,7 +5,7 @@ Chains one T5X pre-training job (English only) into its fine-tune jobs
 
     gcloud compute tpus tpu-vm create NAME ...        unless `describe` finds it
     <pretrain>  gcloud compute tpus tpu-vm ssh NAME --zone Z --worker=all \\
-                  --command '<python -P -m t5x.train ...>'
+                  --command '<python -m t5x.train ...>'
     <finetune_200000> (params only from pretrain/checkpoint_200000) ...
 
 A split "200000+300000" is a fine-tune job of 300k steps started from the

@@ -44,7 +44,7 @@ def test_main_quiets_tensorflow_logs_unless_the_user_set_them(monkeypatch, capsy
 def test_a_command_importing_tensorflow_prints_only_its_own_line():
   """TensorFlow's absl start-up lines (oneDNN, CUDA drivers) are not printed."""
   env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-  out = subprocess.run([sys.executable, "-P", "-m", "ptjf.cli", "train",
+  out = subprocess.run([sys.executable, "-m", "ptjf.cli", "train",
                         "--gin_file=local/base.gin", "--gin_bindings=nosuch.thing=1"],
                        capture_output=True, text=True, env=env)
   assert out.returncode == 2

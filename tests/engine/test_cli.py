@@ -6,9 +6,7 @@ import sys
 
 import pytest
 
-import ptjf.gin
-from ptjf import cli
-from ptjf.gin import macros
+from ptjf import cli, gin_files
 from ptjf.engine import cli as engine_cli
 from ptjf.tasks import local
 
@@ -84,8 +82,8 @@ def test_gin_file_that_does_not_parse_is_one_line(capsys, tmp_path):
 
 
 def test_a_new_macro_used_by_a_binding_is_accepted():
-  macros.check([engine_cli.resolve_gin_file("local/base.gin", [os.path.dirname(ptjf.gin.__file__)])],
-               ["MY_STEPS = 3", "TRAIN_STEPS = %MY_STEPS"])
+  gin_files.check([engine_cli.resolve_gin_file("local/base.gin", [str(gin_files.gin_dir())])],
+                  ["MY_STEPS = 3", "TRAIN_STEPS = %MY_STEPS"])
 
 
 def test_progress_without_a_terminal_is_a_plain_line_every_period(capsys, monkeypatch):

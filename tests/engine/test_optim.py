@@ -1,12 +1,11 @@
 """Pins the learning-rate schedules of the local engine at a few steps, and its Adafactor."""
-import pathlib
 
 import gin
 import jax
 import numpy as np
 import optax
 
-import ptjf.gin
+from ptjf import gin_files
 from ptjf.engine import optim, train  # pylint: disable=unused-import  (train's gin names)
 
 
@@ -21,7 +20,7 @@ def test_rsqrt_values():
 
 
 def test_params_only_lm_finetune_warms_up_then_rsqrt():
-  gin_dir = pathlib.Path(ptjf.gin.__file__).parent / "local"
+  gin_dir = gin_files.gin_dir() / "local"
   try:
     gin.parse_config_files_and_bindings(
         [str(gin_dir / f) for f in ("base.gin", "lm_adafactor.gin", "finetune_params_only.gin")],

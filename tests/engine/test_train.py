@@ -230,7 +230,7 @@ def test_eval_tags_are_t5x_s_and_analysis_reads_the_plain_cross_entropy(tiny_cor
 # --- the trainer as a process: kill -9 and resume; two devices ---------------------------------
 
 def _command(corpus, model_dir, steps=30):
-  return [sys.executable, "-P", "-m", "ptjf.cli", "train", "--gin_file=local/base.gin",
+  return [sys.executable, "-m", "ptjf.cli", "train", "--gin_file=local/base.gin",
           "--gin_file=local/model_tiny.gin", "--gin_file=local/nmt_adam.gin",
           f"--gin.MODEL_DIR='{model_dir}'", f"--gin.CORPUS_DIR='{corpus.root}'",
           f"--gin.TRAIN_STEPS={steps}", "--gin.BATCH_SIZE=4", "--gin.WARMUP_STEPS=5",

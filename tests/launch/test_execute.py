@@ -224,7 +224,7 @@ def test_local_command_follows_the_engine_contract(tmp_path):
   init = tmp_path / "pre/checkpoint_6"
   job = execute.Job(exp, run, phase, tmp_path / "ft", init, "/data/corpus")
   command = execute.local_command(job)
-  assert command[:5] == [sys.executable, "-P", "-m", "ptjf.cli", "train"]
+  assert command[:4] == [sys.executable, "-m", "ptjf.cli", "train"]
   assert [a for a in command if a.startswith("--gin_file=")] == [
       "--gin_file=local/base.gin", "--gin_file=local/model_tiny.gin",
       "--gin_file=local/nmt_adam.gin",
@@ -260,7 +260,7 @@ def test_t5x_command_binds_the_mixture_as_the_local_engine_does(tmp_path):
   job = execute.Job(exp, run, phase, tmp_path / "ft",
                     tmp_path / "pre/checkpoint_6", None)
   command = execute.t5x_command(job)
-  assert command[1:4] == ["-P", "-m", "t5x.train"]
+  assert command[1:3] == ["-m", "t5x.train"]
   mixture = [f"--gin_bindings={b}" for b in execute._mixture_bindings(job)]
   for arg in ("--gin_file=gin/ptjf_nmt3_finetune.gin",
               "--gin_file=gin/t5x/start/params_only.gin", *mixture,
@@ -416,7 +416,7 @@ finetune_steps = 2
 rates = [0.3]
 """)
   runs = tmp_path / "runs"
-  command = [sys.executable, "-P", "-m", "ptjf.cli", "sweep", str(plan_file), "--runs-dir",
+  command = [sys.executable, "-m", "ptjf.cli", "sweep", str(plan_file), "--runs-dir",
              str(runs), "--corpus-dir", str(tiny_corpus.root)]
   proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   _wait_for(runs / "e2e/ptjf_r0.3/finetune/checkpoint_2", proc)
@@ -437,7 +437,7 @@ rates = [0.3]
   assert all(p.read_text() == logs[k] for k, p in
              ((p.parent.relative_to(runs / "e2e").as_posix(), p)
               for p in (runs / "e2e").glob("*/*/log.txt")))
-  page = subprocess.run([sys.executable, "-P", "-m", "ptjf.cli", "report", str(runs)], check=True,
+  page = subprocess.run([sys.executable, "-m", "ptjf.cli", "report", str(runs)], check=True,
                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
   html = pathlib.Path(page).read_text()
   assert "<img" in html and "translate_en_ro" in html
@@ -526,7 +526,7 @@ import pathlib, sys
 from ptjf.launch import execute
 child = ("from ptjf import startup; startup.die_with_parent(); import os, time;"
          "print(os.getpid(), flush=True); time.sleep(120)")
-execute._run_logged([sys.executable, "-P", "-c", child], pathlib.Path(sys.argv[1]),
+execute._run_logged([sys.executable, "-c", child], pathlib.Path(sys.argv[1]),
                     print)
 """
 
@@ -542,7 +542,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl")
 def test_a_trainer_dies_with_its_killed_launcher(tmp_path):
   log = tmp_path / "log.txt"
-  launcher = subprocess.Popen([sys.executable, "-P", "-c", LAUNCHER, str(log)],
+  launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(log)],
                               stdout=subprocess.PIPE, text=True)
   trainer = int(launcher.stdout.readline())
   assert _alive(trainer)
@@ -590,7 +590,7 @@ kind = "scalarization"
 steps = 100000
 rates = [0.5]
 """)
-  command = [sys.executable, "-P", "-m", "ptjf.cli", "sweep", str(plan_file),
+  command = [sys.executable, "-m", "ptjf.cli", "sweep", str(plan_file),
              "--runs-dir", str(tmp_path / "runs"), "--corpus-dir", str(tiny_corpus.root)]
   launcher = subprocess.Popen(command, stdout=subprocess.DEVNULL)
   log = tmp_path / "runs" / "x" / "scal_r0.5" / "main" / "log.txt"

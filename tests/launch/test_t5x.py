@@ -21,7 +21,7 @@ def test_params_only_phase_command_is_exact():
   command = t5x.train_command(_finetune(), python="python3",
                               gin_search_path="/opt/ptjf")
   assert command == [
-      "python3", "-P", "-m", "t5x.train", "--gin_search_paths=/opt/ptjf",
+      "python3", "-m", "t5x.train", "--gin_search_paths=/opt/ptjf",
       "--gin_file=gin/ptjf_nmt3_finetune.gin",
       "--gin_file=gin/t5x/start/params_only.gin",
       '--gin.MODEL_DIR="gs://b/exp/run/finetune"',
@@ -45,7 +45,7 @@ def test_local_command_searches_this_install_and_every_start_file_exists():
       t5x.T5xPhase(gin_files=("gin/ptjf_nmt3_scalarization.gin",),
                    model_dir="/tmp/m"))
   root = t5x.ptjf_root()
-  assert command[4] == f"--gin_search_paths={root}"
+  assert command[3] == f"--gin_search_paths={root}"
   assert "--gin.INITIAL_CHECKPOINT_PATH" not in " ".join(command)
   for mode in logdir.START_MODES:
     assert (root / t5x.start_gin_file(mode)).is_file()

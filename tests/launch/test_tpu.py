@@ -86,11 +86,11 @@ def test_dry_run_prints_the_exact_chain_and_runs_nothing(fake_cloud, capsys):
                           "--zone=us-central2-b", "--worker=all"]
              for argv in ssh)
   pretrain, finetune = _remote(ssh[0]), _remote(ssh[1])
-  assert pretrain[:7] == [
+  assert pretrain[:6] == [
       "env", "PYTHONPATH=t5x_src/t5x:t5x_src/airio:t5x_src/jestimator",
-      "t5x_venv/bin/python", "-P", "-m", "t5x.train",
+      "t5x_venv/bin/python", "-m", "t5x.train",
       "--gin_search_paths=ptjf"]
-  assert pretrain[7:] == [
+  assert pretrain[6:] == [
       "--gin_file=gin/t5x/models/mt5_xl.gin",
       "--gin_file=gin/t5x/mc4/pretrain.gin",
       "--gin_file=gin/t5x/start/scratch.gin",

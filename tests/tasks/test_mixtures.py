@@ -9,7 +9,7 @@ import pytest
 import seqio
 import tensorflow as tf
 
-import ptjf.gin
+from ptjf import gin_files
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures
 
@@ -115,7 +115,7 @@ def test_gin_line_registers_and_returns_the_name(tiny_corpus):
 def test_every_mixture_reads_corpus_dir_from_the_local_gin(tiny_corpus, tmp_path, monkeypatch,
                                                            mixture):
   monkeypatch.setenv("PTJF_CORPUS_DIR", str(tmp_path / "no_corpus"))
-  base = pathlib.Path(ptjf.gin.__file__).parent / "local" / "base.gin"
+  base = gin_files.gin_dir() / "local" / "base.gin"
   with gin.unlock_config():
     gin.parse_config_files_and_bindings([str(base)], [
         f"CORPUS_DIR = '{tiny_corpus.root}'", f"MIXTURE_OR_TASK_NAME = {mixture}",

@@ -1,4 +1,7 @@
-"""The ALL_CAPS gin macros a configuration defines and uses, checked before any work.
+"""ptjf's gin files: where they are, and the ALL_CAPS macros a configuration defines and uses.
+
+The gin files are data (the top-level `gin/` folder; `ptjf/gin/` in an installed wheel), not a
+Python package, so `import gin` gives gin-config wherever Python runs.
 
 gin takes `TRAIN_STESP = 20` as a new macro that nothing reads (the run trains the default
 1,000 steps) and `%EVAL_PERIDO` fails only when the trainer calls it. `check` refuses both
@@ -9,12 +12,20 @@ with one line naming the closest known macro:
 """
 import difflib
 import os
+import pathlib
 import tokenize
 from typing import Iterable, Sequence
 
 from gin import config_parser
 
 from ptjf.errors import UserError
+
+
+def gin_dir() -> pathlib.Path:
+  """The folder of ptjf's gin files: package data in an installed wheel, else the checkout's
+  `gin/` (an editable install runs from the checkout)."""
+  package = pathlib.Path(__file__).resolve().parent
+  return package / "gin" if (package / "gin").is_dir() else package.parent / "gin"
 
 
 class _Recorder(config_parser.ParserDelegate):
