@@ -1,7 +1,7 @@
-"""SeqIO task/mixture -> deterministic numpy batches whose source task is known per example.
+"""SeqIO tasks and a sampler -> deterministic numpy batches whose source task is known per example.
 
 The mixture is sampled here, not by SeqIO: a numpy RNG seeded with `seed` picks each example's
-task with the mixture's rates, and each task is an infinite, seeded, shuffled stream converted by
+task with the rates the sampler gives for the batch's step, and each task is an infinite, seeded, shuffled stream converted by
 `seqio.EncDecFeatureConverter(pack=False)`. The order is therefore a pure function of the seed,
 and resuming at batch k replays the first k batches' draws (exact, at the cost of re-reading).
 Evaluation reads `sample`: a fixed random sample of a split, the same for every run.
@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorflow.python.autograph.core import ag_ctx
 
 from ptjf.errors import UserError
-from ptjf.tasks import mixtures
+from ptjf.tasks import sampling
 
 FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
             "decoder_loss_weights")
@@ -123,16 +123,16 @@ def _preprocess(task: seqio.Task, ds: tf.data.Dataset,
 
 
 class MixtureBatches:
-  """Deterministic batches of a task or mixture; `position` = batches drawn so far.
+  """Deterministic batches of the sampler's tasks; `position` = batches drawn so far, and the
+  step whose rates (`sampler.rates(position)`) draw the next batch.
 
   Each batch also carries `task_counts` {task: examples} and `task_tokens` {task: target tokens}.
   """
 
-  def __init__(self, mixture_or_task: str, feature_lengths: Mapping[str, int], batch_size: int,
-               seed: int, position: int = 0):
-    rates = mixtures.mixture_rates(mixture_or_task)
-    self.tasks = sorted(rates)
-    self._probs = np.array([rates[t] for t in self.tasks], np.float64)
+  def __init__(self, sampler: sampling.Sampler, feature_lengths: Mapping[str, int],
+               batch_size: int, seed: int, position: int = 0):
+    self.sampler = sampler
+    self.tasks = list(sampler.tasks)
     self._rng = np.random.default_rng(seed)
     self._streams = {t: task_stream(t, "train", feature_lengths, seed + i)
                      for i, t in enumerate(self.tasks)}
@@ -145,7 +145,9 @@ class MixtureBatches:
     return self
 
   def __next__(self) -> dict:
-    picks = self._rng.choice(len(self.tasks), size=self.batch_size, p=self._probs)
+    rates = self.sampler.rates(self.position)
+    probs = np.array([rates[t] for t in self.tasks], np.float64)
+    picks = self._rng.choice(len(self.tasks), size=self.batch_size, p=probs)
     rows = [next(self._streams[self.tasks[i]]) for i in picks]
     batch = {k: np.stack([r[k] for r in rows]) for k in FEATURES}
     batch["task_counts"] = {t: int(np.sum(picks == i)) for i, t in enumerate(self.tasks)}

@@ -22,7 +22,7 @@ from clu import metric_writers
 from ptjf.engine import data, decoding, divergence, losses, model as model_lib, optim, phase
 from ptjf import logdir
 from ptjf.errors import UserError
-from ptjf.tasks import mixtures
+from ptjf.tasks import mixtures, sampling
 
 
 def _eval_batches(task: str, split: str, lengths, batch_size: int, limit: int) -> list[dict]:
@@ -174,6 +174,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           eval_train_examples: int = 64, bleu_examples: int = 0, bleu_period: int = 0,
           beam_size: int = 4,
           freeze: Sequence[str] = (), also_evaluate: Sequence[str] = (),
+          sampler: Optional[sampling.Sampler] = None,
           keep_checkpoints: int = 3, progress: Optional[Callable[[int, int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
 
@@ -194,6 +195,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   also_evaluate: tasks (or mixtures: their tasks) evaluated like the mixture's own but not
     trained on (the high-resource task while fine-tuning on the low-resource one alone: what it
     forgets); not in the mixture total.
+  sampler: the rates each step's batch is drawn with (a `sampling.Sampler` over the mixture's
+    tasks); default the mixture's own fixed rates (`sampling.Static`).
   """
   if restore_mode not in logdir.START_MODES:
     raise UserError(f"restore_mode {restore_mode!r} unknown: use {', '.join(logdir.START_MODES)}")
@@ -205,6 +208,10 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     f.write(gin.operative_config_str())
   rates = mixtures.mixture_rates(mixture_or_task_name)
   tasks = sorted(rates)
+  sampler = sampler or sampling.Static(rates)
+  if list(sampler.tasks) != tasks:
+    raise UserError(f"the sampler draws {list(sampler.tasks)} but {mixture_or_task_name} has "
+                    f"{tasks}: give the sampler the mixture's tasks")
   vocab = seqio.get_mixture_or_task(tasks[0]).output_features["targets"].vocabulary
   cfg = model_lib.preset(model_preset, vocab.vocab_size, **dict(model_overrides or {}))
   model = model_lib.Transformer(cfg)
@@ -297,7 +304,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
         step, start_position + step - start_step, params, opt_state, seen)))
     mgr.wait_until_finished()
 
-  batches = data.prefetch(data.MixtureBatches(mixture_or_task_name, lengths, batch_size,
+  batches = data.prefetch(data.MixtureBatches(sampler, lengths, batch_size,
                                               phase_seed, start_position))
   if step == 0:
     run_eval()

@@ -272,16 +272,16 @@ def local_macro_default(name: str) -> Any:
 def phase_record(job: Job, sizes: dict[str, int],
                  corpus_hash: str | None) -> logdir.PhaseRecord:
   """The ptjf_phase.json of a phase (design.md section 4)."""
-  from ptjf.tasks import mixing  # pylint: disable=g-import-not-at-top
+  from ptjf.tasks import sampling  # pylint: disable=g-import-not-at-top
   phase, exp = job.phase, job.experiment
   known = {t: sizes[t] for t in phase.tasks if t in sizes}
   if phase.rates is not None:
-    rates = mixing.normalize(dict(zip(phase.tasks, phase.rates)))
+    rates = sampling.normalize(dict(zip(phase.tasks, phase.rates)))
   elif phase.tau is not None:
-    rates = (mixing.temperature_rates(known, phase.tau)
+    rates = (sampling.temperature_rates(known, phase.tau)
              if len(known) == len(phase.tasks) else {})
   elif phase.unimax is not None:
-    rates = (mixing.unimax_rates(known, *phase.unimax)
+    rates = (sampling.unimax_rates(known, *phase.unimax)
              if len(known) == len(phase.tasks) else {})
   else:
     rates = {phase.tasks[0]: 1.0}

@@ -10,7 +10,7 @@ pre-training run among all its fine-tune runs:
     ro_fr/ptjf_r0.5/finetune               params_only from it, 1000 steps
 
 Rates are the LOW-resource task's sampling rate (the paper's grid i/10, as
-`ptjf.tasks.mixing.static_grid`); with more than two tasks a temperature tau
+`ptjf.tasks.sampling.static_grid`); with more than two tasks a temperature tau
 (`taus = [...]`) or UniMax (`unimax = [max_epochs, ...]`, with an optional
 `unimax_budget` in examples, which must be the phase's steps x batch_size,
 its default) is given instead. Sweep kinds (`[[sweep]] kind = ...`), each crossed with

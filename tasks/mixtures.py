@@ -21,7 +21,7 @@ import gin
 import seqio
 
 from ptjf.errors import UserError
-from ptjf.tasks import cluster, local, mixing
+from ptjf.tasks import cluster, local, sampling
 
 CorpusDir = str | pathlib.Path | None
 SIZE_UNITS = ("examples", "characters")
@@ -56,7 +56,7 @@ def _format_rate(rate: float) -> str:
 
 def mixture_name(rates: Mapping[str, float]) -> str:
   """mix_<task>_<rate>_... over normalised rates, tasks sorted by name."""
-  normalised = mixing.normalize(rates)
+  normalised = sampling.normalize(rates)
   return "mix_" + "_".join(f"{task}_{_format_rate(normalised[task])}"
                            for task in sorted(normalised))
 
@@ -88,7 +88,7 @@ def rate_mixture(tasks: Sequence[str],
   Rates are relative (normalised here): rates [7, 3] and [0.7, 0.3] give the
   same mixture. `name` defaults to `mixture_name(rates)`.
   """
-  normalised = mixing.normalize(_as_rates(tasks, rates))
+  normalised = sampling.normalize(_as_rates(tasks, rates))
   for task in normalised:
     _register_task(task, corpus_dir)
   name = name or mixture_name(normalised)
@@ -124,7 +124,7 @@ def temperature_mixture(tasks: Sequence[str], tau: float,
                         corpus_dir: CorpusDir = None,
                         name: str | None = None) -> str:
   """Registers a temperature-sampling mixture (rates ~ examples^(1/tau))."""
-  rates = mixing.temperature_rates(train_sizes(tasks, "examples", corpus_dir),
+  rates = sampling.temperature_rates(train_sizes(tasks, "examples", corpus_dir),
                                    tau)
   return rate_mixture(list(rates), rates, corpus_dir, name)
 
@@ -138,7 +138,7 @@ def unimax_mixture(tasks: Sequence[str], budget: float, max_epochs: float = 1,
   With unit="examples" the budget is the number of training examples the run
   will draw (steps x batch size).
   """
-  rates = mixing.unimax_rates(train_sizes(tasks, unit, corpus_dir), budget,
+  rates = sampling.unimax_rates(train_sizes(tasks, unit, corpus_dir), budget,
                               max_epochs)
   return rate_mixture(list(rates), rates, corpus_dir, name)
 
@@ -156,5 +156,5 @@ def mixture_rates(name: str) -> dict[str, float]:
                     "it with a ptjf.tasks.mixtures function first") from e
   if isinstance(provider, seqio.Task):
     return {name: 1.0}
-  return mixing.normalize({task.name: provider.get_rate(task)
+  return sampling.normalize({task.name: provider.get_rate(task)
                            for task in provider.tasks})

@@ -12,7 +12,7 @@ import pathlib
 import random
 
 from ptjf.errors import UserError
-from ptjf.tasks import mixing, preprocessors
+from ptjf.tasks import sampling, preprocessors
 
 TAU = 3.33
 MIN_VOCAB_SIZE = 300  # 256 byte-fallback pieces + ids + some characters
@@ -20,8 +20,8 @@ DEFAULT_DRAW = 200_000
 
 
 def temperature_weights(sizes: dict[str, int], tau: float = TAU) -> dict[str, float]:
-  """`mixing.temperature_rates` of the languages that have sentences, rounded to 12 digits."""
-  rates = mixing.temperature_rates({k: n for k, n in sizes.items() if n}, tau)
+  """`sampling.temperature_rates` of the languages that have sentences, rounded to 12 digits."""
+  rates = sampling.temperature_rates({k: n for k, n in sizes.items() if n}, tau)
   return {k: round(v, 12) for k, v in rates.items()}
 
 

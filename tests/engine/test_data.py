@@ -2,7 +2,7 @@
 import numpy as np
 
 from ptjf.engine import data
-from ptjf.tasks import local, mixtures
+from ptjf.tasks import local, mixtures, sampling
 
 LENGTHS = {"inputs": 16, "targets": 16}
 
@@ -10,15 +10,34 @@ LENGTHS = {"inputs": 16, "targets": 16}
 def test_resume_replays_exactly_and_counts_tasks(tiny_corpus):
   tasks = local.register_local_tasks(tiny_corpus.root)[:2]
   mix = mixtures.rate_mixture(tasks, [0.7, 0.3], corpus_dir=tiny_corpus.root)
-  full = data.MixtureBatches(mix, LENGTHS, batch_size=4, seed=3)
+  sampler = sampling.Static(mixtures.mixture_rates(mix))
+  full = data.MixtureBatches(sampler, LENGTHS, batch_size=4, seed=3)
   batches = [next(full) for _ in range(4)]
-  resumed = data.MixtureBatches(mix, LENGTHS, batch_size=4, seed=3, position=2)
+  resumed = data.MixtureBatches(sampler, LENGTHS, batch_size=4, seed=3, position=2)
   for want in batches[2:]:
     got = next(resumed)
     for k in data.FEATURES:
       np.testing.assert_array_equal(got[k], want[k])
   assert sum(batches[0]["task_counts"].values()) == 4
   assert set(batches[0]["task_counts"]) == set(tasks)
+
+
+class _Switch:
+  """A sampler that draws only its first task before step 2, only its second after."""
+
+  def __init__(self, tasks):
+    self.tasks = tuple(sorted(tasks))
+
+  def rates(self, step):
+    return dict(zip(self.tasks, (1.0, 0.0) if step < 2 else (0.0, 1.0)))
+
+
+def test_each_batch_is_drawn_with_the_rates_of_its_step(tiny_corpus):
+  tasks = local.register_local_tasks(tiny_corpus.root)[:2]
+  batches = data.MixtureBatches(_Switch(tasks), LENGTHS, batch_size=4, seed=0)
+  first, second = sorted(tasks)
+  assert [next(batches)["task_counts"] for _ in range(3)] == [
+      {first: 4, second: 0}, {first: 4, second: 0}, {first: 0, second: 4}]
 
 
 def test_streams_without_autograph_equal_seqio_with_it(tiny_corpus):

@@ -16,7 +16,7 @@ import pytest
 from ptjf.analysis import events, runs
 from ptjf.engine import losses, optim, train
 from ptjf.errors import UserError
-from ptjf.tasks import local, mixtures
+from ptjf.tasks import local, mixtures, sampling
 
 LENGTHS = {"inputs": 16, "targets": 16}
 
@@ -47,6 +47,23 @@ def _scalars(directory: pathlib.Path, tag: str) -> dict[int, float]:
 
 def _restore(checkpoint: pathlib.Path) -> dict:
   return ocp.StandardCheckpointer().restore(str(checkpoint / "default"))
+
+
+class _FirstTaskOnly:
+  def __init__(self, tasks):
+    self.tasks = tuple(sorted(tasks))
+
+  def rates(self, step):
+    return {t: float(i == 0) for i, t in enumerate(self.tasks)}
+
+
+def test_the_sampler_decides_what_each_step_draws(tiny_corpus, tmp_path):
+  tasks = sorted(_translation_tasks(tiny_corpus))
+  with pytest.raises(UserError, match="the sampler draws .* give the sampler the mixture's tasks"):
+    _run(tiny_corpus, tmp_path / "other", sampler=sampling.Static({"translate_en_xx": 1}))
+  _run(tiny_corpus, tmp_path / "first", sampler=_FirstTaskOnly(tasks))
+  seen = {t: _scalars(tmp_path / "first" / "train", f"examples_seen/{t}")[4] for t in tasks}
+  assert seen == {tasks[0]: 16, tasks[1]: 0}
 
 
 def test_two_phase_reset(tiny_corpus, tmp_path, capsys):

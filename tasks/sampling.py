@@ -1,4 +1,4 @@
-"""Mixing rates of the paper's sampling strategies, as plain functions.
+"""Sampling rates of the paper's strategies, as plain functions, and the sampler the engine asks.
 
 Rates are dicts {task: rate}; every function returns them normalised to sum
 to 1. Sizes are per-task training-set sizes in one unit (examples, tokens or
@@ -7,9 +7,12 @@ characters) and a UniMax budget is in that same unit.
 - static sampling (scalarization): a grid of fixed rates for two tasks;
 - temperature sampling: rate_i proportional to n_i ** (1 / tau);
 - UniMax (Chung et al., 2023): uniform budget, at most `max_epochs` per task.
+
+A `Sampler` gives the rates of training step t; the engine draws each example of that step's
+batch with them. Fixed rates are `Static`; a rate that changes over training is another class.
 """
 import math
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from ptjf.errors import UserError
 
@@ -53,6 +56,31 @@ def normalize(rates: Mapping[str, float]) -> dict[str, float]:
   _check_positive(rates, "rate", "give every task a rate > 0 or drop it")
   total = sum(rates.values())
   return {task: rate / total for task, rate in rates.items()}
+
+
+class Sampler(Protocol):
+  """The rate of each task at every training step: the engine's one source of what to draw."""
+  tasks: tuple[str, ...]   # sorted
+
+  def rates(self, step: int) -> Mapping[str, float]:
+    """{task: rate} of training step `step` (0-based, counted within the phase), summing to 1."""
+
+
+class Static:
+  """Fixed rates (scalarization, temperature, UniMax): the same at every step.
+
+  >>> sampler = Static({"fr": 3, "ro": 1})
+  >>> sampler.tasks, sampler.rates(step=500)
+  (('fr', 'ro'), {'fr': 0.75, 'ro': 0.25})
+  """
+
+  def __init__(self, rates: Mapping[str, float]):
+    self._rates = normalize(rates)
+    self.tasks = tuple(sorted(self._rates))
+
+  def rates(self, step: int) -> Mapping[str, float]:
+    del step  # static
+    return self._rates
 
 
 def _check_positive(values: Mapping[str, float], what: str, fix: str) -> None:
