@@ -1,32 +1,14 @@
-"""Dropout whose mask is a counter-based hash of (key, element index).
+"""Dropout whose mask is a counter-based hash of (key, element index), fused by XLA into its consumer.
 
-Why not `flax.linen.Dropout`: on CPU, drawing the mask with JAX's threefry
-(or the `rbg` bit generator) costs ~20x a plain elementwise pass over the
-activations (measured: 68 ms / 78 ms vs 3.3 ms for a [64, 64, 1024] float32
-tensor on 2 cores). In a training step of the bench model
-(bench/bench_engine.py) threefry masks cost 17-49% of the step, these 0-14%
-(docs/bench.md, two CPUs, float32 and bfloat16).
-Here the mask bits are
+    bits[i] = fmix32(fmix32(i * 0x9E3779B9 + k0) ^ k1)
 
-    bits[i] = fmix32(fmix32(i * 0x9E3779B9 + k0) ^ k1),
-
-where `i` is the element's flat index in the (global) array, (k0, k1) are the
-two 32-bit words of the layer's "dropout" rng (Flax folds the module path and
-the training step into it), and fmix32 is MurmurHash3's finalizer (a bijection
-on uint32 with full avalanche). XLA fuses this into the consumer, so no mask
-is written to memory. An element is kept iff bits >= round(rate * 2**32), i.e.
-with probability 1 - rate to within 2**-32, and kept values are scaled by
-1 / (1 - rate), so the expectation is unchanged.
-
-Example: rate 0.1 -> threshold 429496730; an element whose bits are 5 is
-dropped (output 0), one whose bits are 3e9 is kept and multiplied by 1/0.9.
-
-Masks differ across layers and steps because the key does; under data
-parallelism with `jit` and a batch-sharded array, `i` is the global index, so
-each device's slice gets its own mask without folding in a device id. (Under
-`pmap`/`shard_map` pass `axis_name` so the device index is folded in.)
-This is a statistical hash, not a cryptographic generator: fine for dropout,
-not for anything adversarial.
+`i` is the element's flat index in the (global) array, (k0, k1) the layer's "dropout" rng
+(Flax folds the module path and the step into it), fmix32 MurmurHash3's finalizer. An element
+is kept iff bits >= round(rate * 2**32), and kept values are scaled by 1 / (1 - rate): rate 0.1
+gives threshold 429496730, so bits 5 drop an element and bits 3e9 keep it (times 1/0.9).
+Under `jit` with a batch-sharded array each device's slice gets its own mask (`i` is global);
+under `pmap`/`shard_map` pass `axis_name`. A statistical hash, not a cryptographic generator.
+Why not `flax.linen.Dropout` (threefry masks are costly on CPU): docs/bench.md.
 """
 from typing import Optional
 

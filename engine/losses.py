@@ -117,7 +117,7 @@ def token_losses(logits: jnp.ndarray, targets: jnp.ndarray,
   -sum_v q_v log p_v = lse - (1 - s) x_gold - s / (V - 1) (sum_v x_v - x_gold), the second
   lse - x_gold. The gradient is written out, d/dx = g_smoothed (p - q) + g_plain (p - onehot),
   so the backward pass is one elementwise pass over the logits, where autodiff of log_softmax
-  builds it from several [B, L, V] pieces (with `engine.model.product`'s gradient, the float32
+  builds it from several [B, L, V] pieces (with `engine.kernels.product`'s gradient, the float32
   bench step ~12% faster, docs/bench.md).
 
   >>> [round(float(v), 4) for v in token_losses(jnp.zeros((1, 4)), jnp.array([1]), 0.0)[0]]

@@ -6,10 +6,10 @@ x @ embedding^T), sinusoidal absolute positions, per layer
 x += Dropout(Attention(LN(x))) [+ cross-attention in the decoder],
 x += Dropout(MLP(LN(x))), a final LayerNorm on each side. Dense layers and
 LayerNorms have biases (the in-layer LayerNorms' scale and bias are folded
-into the dense layers that read them, `Normalized`: the same parameters).
+into the dense layers that read them, `kernels.Normalized`: the same parameters).
 Dropout (rate `dropout_rate`) is applied to the embeddings, attention
 probabilities, the MLP hidden layer and each residual branch; it uses
-`ptjf.engine.dropout` (a hashed mask, ~20x cheaper on CPU than threefry;
+`ptjf.engine.dropout` (a hashed mask, cheaper on CPU than threefry;
 `dropout_mask="threefry"` selects Flax's generator).
 
 Positions are sinusoidal, not learned: no parameters (so the parameter count
@@ -18,7 +18,7 @@ does not depend on `max_length`), and the paper does not say it learned them.
 Precision: parameters are float32; activations and matmul operands are
 `config.dtype` ("float32" or "bfloat16"); LayerNorm statistics, attention
 softmax and the output logits are float32. In bfloat16, how the dense
-layers' and logits' products round depends on the hardware (`product`):
+layers' and logits' products round depends on the hardware (`kernels.product`):
 where it multiplies bfloat16, forward and gradient products accumulate in
 float32; elsewhere XLA's own choice.
 
@@ -35,9 +35,8 @@ Example (the `tiny` preset used in tests):
     logits = model.apply({"params": params}, enc, dec)   # float32 [B, T, 100]
 """
 import dataclasses
-import functools
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import gin
@@ -45,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjf.engine import dropout as dropout_lib
+from ptjf.engine import dropout as dropout_lib, kernels
 from ptjf.errors import UserError
 
 _NEG_INF = -1e9  # added to masked attention logits (float32)
@@ -141,32 +140,13 @@ class Positions(nn.Module):
     return jax.lax.dynamic_slice_in_dim(table, start, length)
 
 
-class Normalized(NamedTuple):
-  """A LayerNorm's output with its scale and bias not yet applied: `x * scale + bias`.
-
-  `Dense` folds them into its own kernel and bias (`Dense.__call__`), so the [B, T, d]
-  activations are not scaled and shifted, nor their gradients summed for scale and bias:
-  the bench step 1-4% faster in float32, 5% in bfloat16 (docs/bench.md). The normalization
-  itself is kept as `centered * rstd` for a float32 `Dense` (`_row_scaled_product`).
-  """
-  centered: jnp.ndarray  # x - mean, float32
-  rstd: jnp.ndarray      # 1 / sqrt(var + eps), [..., 1] float32
-  scale: jnp.ndarray     # [d] float32
-  bias: jnp.ndarray      # [d] float32
-
-  @property
-  def x(self) -> jnp.ndarray:
-    """(x - mean) / std, float32."""
-    return self.centered * self.rstd
-
-
 class LayerNorm(nn.Module):
   """LayerNorm with float32 statistics, output in `dtype`; `Normalized` if `folded`."""
   dtype: Any = jnp.float32
   folded: bool = False
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray | Normalized:
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray | kernels.Normalized:
     features = x.shape[-1]
     scale = self.param("scale", nn.initializers.ones, (features,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
@@ -174,195 +154,12 @@ class LayerNorm(nn.Module):
     centered = x - x.mean(-1, keepdims=True)
     rstd = jax.lax.rsqrt(jnp.square(centered).mean(-1, keepdims=True) + 1e-6)
     if self.folded:
-      return Normalized(centered, rstd, scale, bias)
+      return kernels.Normalized(centered, rstd, scale, bias)
     return (centered * rstd * scale + bias).astype(self.dtype)
-
-
-def product(spec: str, a: jnp.ndarray, b: jnp.ndarray,
-            result_rounded: bool = False) -> jnp.ndarray:
-  """`jnp.einsum(spec, a, b)` as float32, `b` being the weight (its gradient is a sum over batch).
-
-  The gradient is written out (`_accumulated_product`): each of its products takes operands
-  of the operands' dtype and accumulates in float32, as on a TPU's matrix unit. The weight
-  gradient sums over the batch, so one operand has to be transposed to feed its product; it is
-  computed in the orientation that transposes the smaller of `a` and the cotangent (then the
-  small result is transposed), where XLA's own choice transposed the [B*T, V] cotangent of the
-  tied logits (32x the activations in the bench step) and recomputed dropout masks inside
-  transposing copies (with `engine.losses`' fused gradient, the float32 bench step ~12% faster,
-  docs/bench.md).
-  Bfloat16 operands take this path on hardware with bfloat16 arithmetic
-  (`bfloat16_arithmetic`): XLA:CPU runs such products on AMX or AVX512-BF16 (1.6-5x its
-  float32 products). On a CPU without them its bfloat16-in, float32-out kernels are slower
-  than computing a bfloat16 result in float32, so there XLA's own differentiation is kept
-  and `result_rounded` (the caller rounds the result to bfloat16 anyway, as a dense layer
-  does) takes the faster path. Every index of an operand must appear in the other operand
-  or the output (true of matmuls).
-
-  >>> product("ij,jk->ik", jnp.ones((2, 3), jnp.bfloat16), jnp.ones((3, 1), jnp.bfloat16))
-  Array([[3.],
-         [3.]], dtype=float32)
-  """
-  if a.dtype == b.dtype == jnp.bfloat16 and not bfloat16_arithmetic():
-    if result_rounded:
-      return jnp.einsum(spec, a, b).astype(jnp.float32)
-    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
-  return _accumulated_product(spec, a, b)
-
-
-@functools.cache
-def bfloat16_arithmetic() -> bool:
-  """Whether the default backend multiplies bfloat16 natively: accelerators do; a CPU does
-  with AVX512-BF16 or AMX (read from /proc/cpuinfo; elsewhere assumed not)."""
-  if jax.default_backend() != "cpu":
-    return True
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags = set(f.read().split())
-  except OSError:
-    return False
-  return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def _operand_indices(spec: str) -> tuple[str, str, str]:
-  """"ab,bc->ac" -> ("ab", "bc", "ac")."""
-  operands, out = spec.split("->")
-  sa, sb = operands.split(",")
-  return sa, sb, out
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _accumulated_product(spec: str, a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
-  return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32)
-
-
-def _accumulated_product_fwd(spec, a, b):
-  return _accumulated_product(spec, a, b), (a, b)
-
-
-def _accumulated_product_bwd(spec, operands, g):
-  a, b = operands
-  sa, sb, out = _operand_indices(spec)
-  g = g.astype(a.dtype)
-  da = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
-  return da.astype(a.dtype), _weight_gradient(spec, a, g).astype(b.dtype)
-
-
-_accumulated_product.defvjp(_accumulated_product_fwd, _accumulated_product_bwd)
-
-
-def _weight_gradient(spec: str, a: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
-  """The float32 gradient of `einsum(spec, a, b)`'s weight `b` for the cotangent `g`."""
-  sa, sb, out = _operand_indices(spec)
-  lead = sa if a.size <= g.size else out   # the smaller operand's indices lead: "vd" -> "dv"
-  indices = "".join(sorted(sb, key=lambda i: i not in lead))
-  db = jnp.einsum(f"{sa},{out}->{indices}", a, g, preferred_element_type=jnp.float32)
-  if indices != sb:   # the barrier keeps XLA from folding the transpose back into the product
-    db = jnp.transpose(jax.lax.optimization_barrier(db), [indices.index(i) for i in sb])
-  return db
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _row_scaled_product(spec: str, a: jnp.ndarray, rows: jnp.ndarray,
-                        b: jnp.ndarray) -> jnp.ndarray:
-  """`einsum(spec, a * rows, b)` in float32, `rows` [..., 1] scaling each row of `a`.
-
-  A float32 `Dense` on a `Normalized` input (`a` centered, `rows` 1/std): the weight
-  gradient is computed as `a`'s product with the row-scaled cotangent. XLA transposes one
-  operand of that product; `a * rows` it would recompute inside the transposing copy,
-  which then runs ~3x slower than a plain one (the float32 bench step 1-2% faster this way,
-  docs/bench.md).
-  """
-  return jnp.einsum(spec, a * rows, b, preferred_element_type=jnp.float32)
-
-
-def _row_scaled_product_fwd(spec, a, rows, b):
-  return _row_scaled_product(spec, a, rows, b), (a, rows, b)
-
-
-def _row_scaled_product_bwd(spec, operands, g):
-  a, rows, b = operands
-  sa, sb, out = _operand_indices(spec)
-  d_scaled = jnp.einsum(f"{out},{sb}->{sa}", g, b, preferred_element_type=jnp.float32)
-  g_rows = g * rows.reshape(rows.shape[:-1] + (1,) * (g.ndim - rows.ndim + 1))
-  return (d_scaled * rows, jnp.sum(d_scaled * a, -1, keepdims=True),
-          _weight_gradient(spec, a, g_rows))
-
-
-_row_scaled_product.defvjp(_row_scaled_product_fwd, _row_scaled_product_bwd)
 
 
 def _dropout(cfg: TransformerConfig) -> dropout_lib.Dropout:
   return dropout_lib.Dropout(cfg.dropout_rate, mask=cfg.dropout_mask)
-
-
-class Dense(nn.Module):
-  """`nn.DenseGeneral` (same parameters and initialization) whose bias is
-  added in float32.
-
-  With bfloat16 activations the bias gradient is then summed in float32:
-  XLA:CPU sums it in bfloat16 through slow reduce-window ops otherwise (the
-  bfloat16 bench step is ~7% faster this way, docs/bench.md). In float32 it
-  computes exactly what `nn.DenseGeneral` does.
-
-  With `unstack`, the output is a list with one array per index of the
-  first feature axis, each from its own dot with that slice of the kernel:
-  a fused q/k/v projection then needs no [3, ...] gradient assembled from
-  padded pieces in the backward pass (the bench step ~5-8% faster,
-  docs/bench.md). Parameters are the same either way.
-
-  Given a `Normalized` input (a LayerNorm's, reduced over the last axis, which must be
-  this layer's only input axis) it computes `Dense(x * scale + bias)` as
-  `x @ (scale * kernel) + (bias @ kernel + dense bias)`.
-  """
-  features: int | tuple[int, ...]
-  axis: int | tuple[int, ...] = -1
-  dtype: Any = jnp.float32
-  unstack: bool = False
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray | Normalized) -> jnp.ndarray | list[jnp.ndarray]:
-    norm = x if isinstance(x, Normalized) else None
-    x = x if norm is None else norm.centered
-    features = (self.features if isinstance(self.features, tuple)
-                else (self.features,))
-    axis = tuple(a % x.ndim for a in (
-        self.axis if isinstance(self.axis, tuple) else (self.axis,)))
-    if norm is not None and axis != (x.ndim - 1,):
-      raise ValueError(f"a Normalized input folds over its last axis only, not {self.axis}")
-    in_shape = tuple(x.shape[a] for a in axis)
-
-    def kernel_init(rng, shape, dtype):  # DenseGeneral's: on the 2-D view
-      flat = (math.prod(in_shape), math.prod(features))
-      return nn.initializers.xavier_uniform()(rng, flat, dtype).reshape(shape)
-
-    kernel = self.param("kernel", kernel_init, in_shape + features, jnp.float32)
-    bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
-    if norm is not None:
-      bias = bias + jnp.tensordot(norm.bias, kernel, axes=1)
-      kernel = kernel * norm.scale.reshape(in_shape + (1,) * len(features))
-    rows_scaled = norm is not None and jnp.dtype(self.dtype) == jnp.float32
-    if norm is not None and not rows_scaled:
-      x = norm.x
-    x = x.astype(self.dtype)
-
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    x_spec = "".join(letters[i] for i in range(x.ndim))
-    in_spec = "".join(x_spec[a] for a in axis)
-    batch_spec = "".join(c for c in x_spec if c not in in_spec)
-
-    def dense(w, b):
-      out_spec = letters[x.ndim:x.ndim + w.ndim - len(axis)]
-      spec = f"{x_spec},{in_spec}{out_spec}->{batch_spec}{out_spec}"
-      if rows_scaled:
-        y = _row_scaled_product(spec, x, norm.rstd, w)
-      else:
-        y = product(spec, x, w.astype(self.dtype), result_rounded=True)
-      return (y + b).astype(self.dtype)
-
-    if self.unstack:
-      at = (slice(None),) * len(in_shape)
-      return [dense(kernel[at + (i,)], bias[i]) for i in range(features[0])]
-    return dense(kernel, bias)
 
 
 class Attention(nn.Module):
@@ -382,14 +179,14 @@ class Attention(nn.Module):
     dtype = jnp.dtype(cfg.dtype)
     heads = (cfg.num_heads, cfg.head_dim)
     if self.self_attention:
-      q, k, v = Dense((3,) + heads, dtype=dtype, name="qkv", unstack=True)(x)
+      q, k, v = kernels.Dense((3,) + heads, dtype=dtype, name="qkv", unstack=True)(x)
     else:
-      q = Dense(heads, dtype=dtype, name="query")(x)
-      k, v = Dense((2,) + heads, dtype=dtype, name="kv", unstack=True)(kv)
+      q = kernels.Dense(heads, dtype=dtype, name="query")(x)
+      k, v = kernels.Dense((2,) + heads, dtype=dtype, name="kv", unstack=True)(kv)
     if decode:
       k, v, mask = self._update_cache(k, v, mask)
     q = q * jnp.asarray(cfg.head_dim ** -0.5, dtype)
-    # Not `product`: XLA:CPU has no bfloat16-in, float32-out kernel for one of
+    # Not `kernels.product`: XLA:CPU has no bfloat16-in, float32-out kernel for one of
     # these batched products' gradients ("Unsupported element type for
     # DotThunk"); they are ~4% of the bench step's matmul work.
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
@@ -397,7 +194,7 @@ class Attention(nn.Module):
     probs = jax.nn.softmax(logits).astype(dtype)
     probs = _dropout(cfg)(probs, deterministic=deterministic)
     out = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-    return Dense(cfg.emb_dim, axis=(-2, -1), dtype=dtype, name="out")(out)
+    return kernels.Dense(cfg.emb_dim, axis=(-2, -1), dtype=dtype, name="out")(out)
 
   def _update_cache(self, k, v, mask):
     """Stores this step's k, v; returns the cached ones and the causal mask.
@@ -433,9 +230,9 @@ class Mlp(nn.Module):
   def __call__(self, x, *, deterministic: bool):
     cfg = self.config
     dtype = jnp.dtype(cfg.dtype)
-    h = nn.relu(Dense(cfg.mlp_dim, dtype=dtype, name="wi")(x))
+    h = nn.relu(kernels.Dense(cfg.mlp_dim, dtype=dtype, name="wi")(x))
     h = _dropout(cfg)(h, deterministic=deterministic)
-    return Dense(cfg.emb_dim, dtype=dtype, name="wo")(h)
+    return kernels.Dense(cfg.emb_dim, dtype=dtype, name="wo")(h)
 
 
 class EncoderLayer(nn.Module):
@@ -532,7 +329,7 @@ class Transformer(nn.Module):
                 decode=decode)
     y = self.decoder_norm(y)
     embedding = self.embedding.embedding.astype(y.dtype)
-    return product("btd,vd->btv", y, embedding)
+    return kernels.product("btd,vd->btv", y, embedding)
 
   def __call__(self, encoder_input_tokens, decoder_input_tokens,
                decoder_target_tokens: Optional[jnp.ndarray] = None, *,

@@ -431,8 +431,7 @@ def run_plan(exp: plan_lib.Experiment,
   command_builder: Job -> argv (default: the experiment engine's trainer).
   corpus_dir: overrides the plan's corpus_dir.
   jobs: phases trained at the same time (a phase waits for the one it
-    starts from). On 2 CPU cores two small-model phases side by side train
-    about 1.2x faster than one after the other (the demo: 913 s vs 1,104 s).
+    starts from; on 2 cores two small phases side by side gain ~1.2x, docs/bench.md).
   """
   if jobs < 1:
     raise UserError(f"--jobs {jobs}: run at least 1 phase at a time")
