@@ -91,6 +91,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
   p.add_argument("--gin_bindings", action="append", default=[], help="gin binding (repeatable)")
   p.add_argument("--gin_search_paths", action="append", default=[], help="extra gin search path")
   p.set_defaults(func=_train)
+  # argparse has no wildcard option: the shorthand is rewritten before this parser reads it.
+  parse = p.parse_known_args
+  p.parse_known_args = lambda args=None, namespace=None: parse(
+      None if args is None else rewrite_gin_args(list(args)), namespace)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -63,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     allocator.reexec_tuned()
   startup.quiet_tensorflow()
   parser = build_parser()
-  argv = sys.argv[1:] if argv is None else argv
-  if argv[:1] == ["train"]:
-    from ptjf.engine.cli import rewrite_gin_args
-    argv = rewrite_gin_args(argv)
-  args = parser.parse_args(argv)
+  args = parser.parse_args(sys.argv[1:] if argv is None else argv)
   if not getattr(args, "func", None):
     parser.print_help()
     return 2

@@ -33,6 +33,8 @@ def test_bad_binding_is_one_line(capsys):
 def test_gin_macro_shorthand_as_t5x():
   assert engine_cli.rewrite_gin_args(["train", "--gin.X={'a': 1}", "--gin_file=f.gin"]) == [
       "train", "--gin_bindings=X = {'a': 1}", "--gin_file=f.gin"]
+  args = cli.build_parser().parse_args(["train", "--gin.TRAIN_STEPS=10", "--gin_bindings=A = 1"])
+  assert args.gin_bindings == ["TRAIN_STEPS = 10", "A = 1"]   # the train command's own parser
 
 
 def test_gin_file_resolved_on_the_search_path(tmp_path):
