@@ -1,6 +1,5 @@
 """Gin mixture functions, and the rates a mixture really samples at."""
 import collections
-import doctest
 import pathlib
 import shutil
 
@@ -42,11 +41,6 @@ def _empirical_rates(name, source_of, seed):
       LENGTHS, split="train", shuffle=True, seed=seed)
   counts = collections.Counter(source_of[k] for k in _keys(ds.take(DRAWS)))
   return {task: counts[task] / DRAWS for task in TASKS}
-
-
-def test_docstring_examples():
-  result = doctest.testmod(mixtures)
-  assert result.failed == 0 and result.attempted > 0
 
 
 def test_rate_mixture_samples_at_its_rates(tiny_corpus, source_of):

@@ -1,17 +1,10 @@
-"""Mixing rates: worked examples, seqio agreement and input checks."""
-import doctest
-
+"""Sampling rates: seqio agreement, input checks (worked examples: test_doctests)."""
 import pytest
 import seqio
 import tensorflow as tf
 
 from ptjf.errors import UserError
 from ptjf.tasks import sampling
-
-
-def test_docstring_examples():
-  result = doctest.testmod(sampling)
-  assert result.failed == 0 and result.attempted > 0
 
 
 def test_static_grid_and_two_task_rates():
