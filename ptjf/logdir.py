@@ -28,7 +28,7 @@ def checkpoint_name(step: int) -> str:
 def checkpoint_step(path: str | os.PathLike) -> int | None:
   """The step of a checkpoint folder's path, None if it names no checkpoint.
 
-  >>> checkpoint_step("pretrain_s20/pretrain/checkpoint_20"), checkpoint_step("damaged_checkpoint_4")
+  >>> checkpoint_step("pretrain_s20/pretrain/checkpoint_20"), checkpoint_step("old_checkpoint_4")
   (20, None)
   """
   match = _CHECKPOINT.search(str(path))
