@@ -190,12 +190,17 @@ def check_local_gin(exp: plan_lib.Experiment) -> None:
                       f"to one of {', '.join(known) or '(none installed)'}")
 
 
-def check_local_macros(jobs: Iterable[Job]) -> None:
-  """UserError for a plan override that the phase's local gin files do not
-  know (a typo gin would take as a new macro), naming the closest one."""
+def check_macros(jobs: Iterable[Job]) -> None:
+  """UserError for a plan override that the phase's gin files (local engine) or
+  T5X job (`t5x.check_macros`) do not know: a typo gin would take as a new
+  macro, naming the closest one."""
   from ptjf.gin import macros  # pylint: disable=g-import-not-at-top
   local_dir = t5x.ptjf_root() / "gin"
   for job in jobs:
+    where = f"the plan's overrides of {job.key}"
+    if job.experiment.engine == "t5x":
+      t5x.check_macros(t5x_phase(job, str(job.model_dir), None), where)
+      continue
     known = set()
     for name in local_command(job):
       if name.startswith("--gin_file="):
@@ -203,7 +208,7 @@ def check_local_macros(jobs: Iterable[Job]) -> None:
         if path.is_file():
           defined, used = macros.read(str(path))
           known |= defined | used
-    macros.refuse_unknown(_macros(job), known, f"the plan's overrides of {job.key}")
+    macros.refuse_unknown(_macros(job), known, where)
 
 
 def t5x_phase(job: Job, model_dir: str,
@@ -468,8 +473,7 @@ def run_plan(exp: plan_lib.Experiment,
   keys = plan_lib.order(
       exp, None if only_runs is None else plan_lib.run_keys(exp, only_runs))
   jobs_by_key = {key: _job(exp, key, runs_dir, corpus_dir) for key in keys}
-  if exp.engine == "local":
-    check_local_macros(jobs_by_key.values())
+  check_macros(jobs_by_key.values())
   summary = Summary()
   if dry_run:
     print(f"plan {exp.name} ({exp.engine} engine), runs in "

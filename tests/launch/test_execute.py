@@ -14,7 +14,7 @@ import pytest
 import browser
 
 from ptjf.errors import UserError
-from ptjf.launch import execute, plan
+from ptjf.launch import execute, plan, t5x
 
 # Mimics the engine's contract: resumes from MODEL_DIR's latest checkpoint,
 # writes checkpoint_<step> every 2 steps and at the end, and needs its initial
@@ -447,6 +447,7 @@ rates = [0.3]
 
 
 
+@pytest.mark.parametrize("engine", ["local", "t5x"])
 @pytest.mark.parametrize("where, table", [
     ("experiment", {"overrides": {"WARMUP_STPES": 5}}),
     ("sweep", {"finetune_overrides": {"WARMUP_STPES": 5}}),
@@ -454,10 +455,12 @@ rates = [0.3]
     ("sweep", {"lrs": [0.1], "overrides": {"WARMUP_STPES": 5}}),
 ])
 def test_unknown_macro_in_plan_overrides_is_refused_before_any_work(
-    tmp_path, fake, capsys, where, table):
-  data = {**PLAN, "sweep": [PLAN["sweep"][0]]}
+    tmp_path, fake, capsys, monkeypatch, where, table, engine):
+  monkeypatch.setattr(t5x, "t5x_install_root", lambda: None)  # as in CI: T5X's macros recorded
+  data = {**PLAN, "experiment": {**PLAN["experiment"], "engine": engine},
+          "sweep": [PLAN["sweep"][0]]}
   if where == "experiment":
-    data["experiment"] = {**PLAN["experiment"], **table}
+    data["experiment"] = {**data["experiment"], **table}
   else:
     data["sweep"] = [{**PLAN["sweep"][0], **table}]
   for dry_run in (True, False):
