@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import os
 import pathlib
@@ -29,9 +28,9 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from ptjf import startup
+from ptjf import locks, startup
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
@@ -39,7 +38,7 @@ from ptjf.launch import t5x
 DEFAULT_RUNS_DIR = "runs"
 LOG_FILE = "log.txt"
 PHASE_FILE = "ptjf_phase.json"
-LOCK_FILE = ".ptjf_lock"
+LOCK_FILE = locks.LOCK_FILE
 DONE_ELSEWHERE = "finished by another launcher"
 PROGRESS_PERIOD = 30.0  # seconds between a phase's progress lines without a terminal
 _CHECKPOINT = re.compile(r"^checkpoint_(\d+)$")
@@ -375,10 +374,13 @@ def _last_line(log_path: pathlib.Path) -> str:
 # --- running -----------------------------------------------------------------
 
 def _run_logged(command: Sequence[str], log_path: pathlib.Path,
-                show: Callable[[str], None], pass_fds: Sequence[int] = ()) -> int:
+                show: Callable[[str], None], lock: int | None = None) -> int:
   """Runs `command`, appending its output to log_path; returns the exit code.
-  The command dies with this process (`startup.child_env`)."""
-  env = startup.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})
+  The command dies with this process (`startup.child_env`) and holds `lock` with it
+  (`locks.inherit`)."""
+  env = startup.child_env({**os.environ, "PYTHONUNBUFFERED": "1",
+                           **(locks.inherit(lock) if lock is not None else {})})
+  pass_fds = () if lock is None else (lock,)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
@@ -564,22 +566,12 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
                        f"{job.model_dir / LOG_FILE}")
 
 
-@contextlib.contextmanager
-def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
-  """Holds MODEL_DIR's lock (its file descriptor) while the phase trains, so
-  two launchers never train one phase at once: the second waits. The trainer
-  holds it too (the kernel drops a flock when its last holder dies)."""
-  job.model_dir.mkdir(parents=True, exist_ok=True)
-  fd = os.open(job.model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      say(f"{job.key}: another launcher is training it; waiting for it")
-      fcntl.flock(fd, fcntl.LOCK_EX)
-    yield fd
-  finally:
-    os.close(fd)
+def _phase_lock(job: Job, say: Callable[[str], None]) -> contextlib.AbstractContextManager[int]:
+  """Holds MODEL_DIR's lock (`locks.exclusive`, its fd) while the phase trains, so two
+  launchers (or a bare `ptjf train`) never train one phase at once: the second waits. The
+  trainer holds it too (the kernel drops a flock when its last holder dies)."""
+  return locks.exclusive(job.model_dir, lambda _: say(
+      f"{job.key}: another launcher or `ptjf train` is training it; waiting for it"))
 
 
 def corpus_changed(job: Job, record: dict) -> str | None:
@@ -617,7 +609,7 @@ def _run_phase(job: Job, record: dict, command: list[str],
       return changed
     (job.model_dir / PHASE_FILE).write_text(json.dumps(record, indent=1) + "\n")
     log_path = job.model_dir / LOG_FILE
-    code = _run_logged(command, log_path, show, pass_fds=(lock,))
+    code = _run_logged(command, log_path, show, lock)
   if code == 0 and is_finished(job.model_dir, job.phase.steps):
     return None
   why = (f"exit {code}" if code else

@@ -505,7 +505,7 @@ def test_a_phase_another_launcher_holds_is_waited_for_not_trained_twice(
   thread.join(60)
   assert "scal_r0.5/main" not in [d for d, _ in fake.calls()]
   out = capsys.readouterr().out
-  assert "ro_fr/scal_r0.5/main: another launcher is training it; waiting" in out
+  assert "ro_fr/scal_r0.5/main: another launcher or `ptjf train` is training it; waiting" in out
   assert "[4/4] ro_fr/scal_r0.5/main: finished by another launcher, reused" in out
   assert summaries[0].reused == ["ro_fr/scal_r0.5/main"] and summaries[0].ok
 
