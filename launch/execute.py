@@ -484,30 +484,31 @@ def run_plan(exp: plan_lib.Experiment,
       print(f"  {line}")
   real_engine = command_builder is None
   builder = command_builder or default_command_builder(exp.engine)
-  sizes, corpus_hash = {}, None
-  if not dry_run:
-    sizes, corpus_hash = corpus_facts(
-        exp, corpus_dir, required=real_engine and exp.engine == "local")
-  if real_engine and exp.engine == "local" and not dry_run:
-    check_local_gin(exp)
-  records = {job.key: phase_record(job, sizes, corpus_hash)
-             for job in jobs_by_key.values()}
-  for job in jobs_by_key.values():
-    check_unchanged(job, records[job.key])
-  heads = {key: f"[{i}/{len(keys)}] {jobs_by_key[key].key}:"
-           for i, key in enumerate(keys, 1)}
-  to_run = []
-  for key in keys:
-    job = jobs_by_key[key]
-    if is_finished(job.model_dir, job.phase.steps):
-      summary.reused.append(job.key)
-      print(f"{heads[key]} done before (checkpoint_{job.phase.steps}), reused")
-    elif dry_run:
-      summary.planned.append(job.key)
-      print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
-    else:
-      to_run.append(key)
-  _run_in_parallel(to_run, jobs_by_key, records, builder, heads, summary, jobs)
+  with (contextlib.nullcontext() if dry_run else _corpus_read(exp, corpus_dir, runs_dir)):
+    sizes, corpus_hash = {}, None
+    if not dry_run:
+      sizes, corpus_hash = corpus_facts(
+          exp, corpus_dir, required=real_engine and exp.engine == "local")
+    if real_engine and exp.engine == "local" and not dry_run:
+      check_local_gin(exp)
+    records = {job.key: phase_record(job, sizes, corpus_hash)
+               for job in jobs_by_key.values()}
+    for job in jobs_by_key.values():
+      check_unchanged(job, records[job.key])
+    heads = {key: f"[{i}/{len(keys)}] {jobs_by_key[key].key}:"
+             for i, key in enumerate(keys, 1)}
+    to_run = []
+    for key in keys:
+      job = jobs_by_key[key]
+      if is_finished(job.model_dir, job.phase.steps):
+        summary.reused.append(job.key)
+        print(f"{heads[key]} done before (checkpoint_{job.phase.steps}), reused")
+      elif dry_run:
+        summary.planned.append(job.key)
+        print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
+      else:
+        to_run.append(key)
+    _run_in_parallel(to_run, jobs_by_key, records, builder, heads, summary, jobs)
   _report(exp, keys, summary, runs_dir, dry_run)
   return summary
 
@@ -572,6 +573,17 @@ def _phase_lock(job: Job, say: Callable[[str], None]) -> contextlib.AbstractCont
   trainer holds it too (the kernel drops a flock when its last holder dies)."""
   return locks.exclusive(job.model_dir, lambda _: say(
       f"{job.key}: another launcher or `ptjf train` is training it; waiting for it"))
+
+
+def _corpus_read(exp: plan_lib.Experiment, corpus_dir: str | None, runs_dir: pathlib.Path
+                 ) -> contextlib.AbstractContextManager[None]:
+  """Holds the corpus the sweep reads (`locks.shared`) while it runs: `ptjf corpus build`
+  refuses to change it under its phases. A build under way is waited for."""
+  from ptjf.tasks import layout  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(corpus_dir) if corpus_dir else layout.default_corpus_dir()
+  return locks.shared(root, lambda users: print(
+      f"corpus {root} is being rebuilt ({'; '.join(users) or 'another process'}); waiting "
+      "for it", flush=True), f"ptjf sweep of {exp.name} into {runs_dir}")
 
 
 def corpus_changed(job: Job, record: dict) -> str | None:

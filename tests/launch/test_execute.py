@@ -1,6 +1,7 @@
 """Running plans (ptjf.launch.execute) with a fake trainer, once for real."""
 import fcntl
 import json
+import os
 import pathlib
 import re
 import signal
@@ -13,6 +14,7 @@ import pytest
 
 import browser
 
+from ptjf import locks
 from ptjf.errors import UserError
 from ptjf.launch import execute, plan, t5x
 
@@ -349,6 +351,26 @@ def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, t
   assert len(summary.failed) == 3
   log = (runs / "ro_fr/scal_r0.5/main" / execute.LOG_FILE)
   assert "was rebuilt since this sweep started (hash c0ffee... -> beef00...)" in log.read_text()
+
+
+def test_a_sweep_holds_its_corpus_so_no_build_changes_it_under_its_phases(
+    tmp_path, fake, tiny_corpus):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for sub in ("pairs", "mono", "vocab"):
+    (corpus / sub).symlink_to(tiny_corpus.root / sub)
+  (corpus / "manifest.json").write_text('{"corpus_hash": "c0ffee"}')
+  users = []
+
+  def builder(job):
+    users.append(locks.users(corpus))   # what a `ptjf corpus build` of it is refused for
+    return fake(job)
+
+  runs = tmp_path / "runs"
+  execute.run_plan(plan.parse_plan(PLAN), runs, only_runs=["ptjf_r0.3"], command_builder=builder,
+                   corpus_dir=str(corpus))
+  assert users == [[f"ptjf sweep of ro_fr into {runs} (pid {os.getpid()})"]] * 2
+  assert not locks.users(corpus)   # let go when the sweep ends
 
 
 def test_cli_dry_run_of_a_plan_file_and_one_run(tmp_path, capsys):
