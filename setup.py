@@ -43,7 +43,7 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=[*PACKAGE_DIRS, *DATA_DIRS],
     package_dir={**PACKAGE_DIRS, **DATA_DIRS},
-    package_data={"ptjf.gin": ["*.gin", "**/*.gin"],
+    package_data={"ptjf.gin": ["*.gin", "**/*.gin", "t5x/t5x_macros.json"],
                   "ptjf.launch": ["plans/*.toml"]},
     install_requires=_requirements(),
     entry_points={"console_scripts": ["ptjf = ptjf.cli:main"]},

@@ -1,5 +1,6 @@
 """`ptjf train`: one phase of the local engine, configured with gin like `t5x/train.py`."""
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -83,6 +84,15 @@ class ProgressLine:
       self._bar.close()
 
 
+def bound_model_dir() -> str | None:
+  """train.model_dir as the parsed gin binds it (macros followed), if a path."""
+  import gin
+  value = gin.query_parameter("train.model_dir")
+  while isinstance(value, gin.config.ConfigurableReference) and str(value).startswith("%"):
+    value = gin.query_parameter(str(value))
+  return value if isinstance(value, str) else None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
   """Adds `ptjf train --gin_file=F ... --gin_bindings=B ... --gin.MACRO=V ...` (as t5x/train.py)."""
   p = subparsers.add_parser("train", help="train one phase with the local engine (gin-configured)",
@@ -98,7 +108,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-  """Parses gin (package gin dir on the search path) and runs `engine.train.train`."""
+  """Parses gin (package gin dir on the search path) and runs `engine.train.train`, holding
+  MODEL_DIR's lock as a sweep does (`locks.exclusive`): a second `ptjf train` or sweep phase
+  into the same MODEL_DIR waits for this one."""
   for name, value in jax_cache_defaults().items():
     os.environ.setdefault(name, value)
   from ptjf import gin_files
@@ -109,6 +121,7 @@ def _train(args: argparse.Namespace) -> int:
   import gin
 
   import ptjf.tasks.mixtures  # noqa: F401  (gin configurables)
+  from ptjf import locks
   from ptjf.engine import train as train_lib
   from ptjf.errors import UserError
 
@@ -119,9 +132,13 @@ def _train(args: argparse.Namespace) -> int:
   except (ValueError, KeyError, OSError) as e:
     raise UserError(f"bad gin configuration ({str(e).splitlines()[0]}): fix the --gin_file or "
                     "--gin_bindings named") from None
+  model_dir = bound_model_dir()
   progress = ProgressLine(sys.stderr.isatty())
   try:
-    train_lib.train(progress=progress)
+    with (locks.exclusive(model_dir, lambda _: print(
+        f"{model_dir}: another process is training it; waiting for it", file=sys.stderr,
+        flush=True)) if model_dir else contextlib.nullcontext()):
+      train_lib.train(progress=progress)
   except RuntimeError as e:
     if not str(e).startswith("Required bindings"):
       raise

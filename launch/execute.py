@@ -19,7 +19,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import os
 import pathlib
@@ -29,16 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from ptjf import gin_files, logdir, startup
+from ptjf import gin_files, locks, logdir, startup
 from ptjf.errors import UserError
 from ptjf.launch import plan as plan_lib
 from ptjf.launch import t5x
 
 DEFAULT_RUNS_DIR = "runs"
 LOG_FILE = "log.txt"
-LOCK_FILE = ".ptjf_lock"
+LOCK_FILE = locks.LOCK_FILE
 DONE_ELSEWHERE = "finished by another launcher"
 PROGRESS_PERIOD = 30.0  # seconds between a phase's progress lines without a terminal
 
@@ -175,11 +174,16 @@ def check_local_gin(exp: plan_lib.Experiment) -> None:
                       f"to one of {', '.join(known) or '(none installed)'}")
 
 
-def check_local_macros(jobs: Iterable[Job]) -> None:
-  """UserError for a plan override that the phase's local gin files do not
-  know (a typo gin would take as a new macro), naming the closest one."""
+def check_macros(jobs: Iterable[Job]) -> None:
+  """UserError for a plan override that the phase's gin files (local engine) or
+  T5X job (`t5x.check_macros`) do not know: a typo gin would take as a new
+  macro, naming the closest one."""
   local_dir = gin_files.gin_dir()
   for job in jobs:
+    where = f"the plan's overrides of {job.key}"
+    if job.experiment.engine == "t5x":
+      t5x.check_macros(t5x_phase(job, str(job.model_dir), None), where)
+      continue
     known = set()
     for name in local_command(job):
       if name.startswith("--gin_file="):
@@ -187,7 +191,7 @@ def check_local_macros(jobs: Iterable[Job]) -> None:
         if path.is_file():
           defined, used = gin_files.read(str(path))
           known |= defined | used
-    gin_files.refuse_unknown(_macros(job), known, f"the plan's overrides of {job.key}")
+    gin_files.refuse_unknown(_macros(job), known, where)
 
 
 def t5x_phase(job: Job, model_dir: str,
@@ -345,10 +349,13 @@ def _last_line(log_path: pathlib.Path) -> str:
 # --- running -----------------------------------------------------------------
 
 def _run_logged(command: Sequence[str], log_path: pathlib.Path,
-                show: Callable[[str], None], pass_fds: Sequence[int] = ()) -> int:
+                show: Callable[[str], None], lock: int | None = None) -> int:
   """Runs `command`, appending its output to log_path; returns the exit code.
-  The command dies with this process (`startup.child_env`)."""
-  env = startup.child_env({**os.environ, "PYTHONUNBUFFERED": "1"})
+  The command dies with this process (`startup.child_env`) and holds `lock` with it
+  (`locks.inherit`)."""
+  env = startup.child_env({**os.environ, "PYTHONUNBUFFERED": "1",
+                           **(locks.inherit(lock) if lock is not None else {})})
+  pass_fds = () if lock is None else (lock,)
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec="seconds")
@@ -442,8 +449,7 @@ def run_plan(exp: plan_lib.Experiment,
   keys = plan_lib.order(
       exp, None if only_runs is None else plan_lib.run_keys(exp, only_runs))
   jobs_by_key = {key: _job(exp, key, runs_dir, corpus_dir) for key in keys}
-  if exp.engine == "local":
-    check_local_macros(jobs_by_key.values())
+  check_macros(jobs_by_key.values())
   summary = Summary()
   if dry_run:
     print(f"plan {exp.name} ({exp.engine} engine), runs in "
@@ -452,30 +458,31 @@ def run_plan(exp: plan_lib.Experiment,
       print(f"  {line}")
   real_engine = command_builder is None
   builder = command_builder or default_command_builder(exp.engine)
-  sizes, corpus_hash = {}, None
-  if not dry_run:
-    sizes, corpus_hash = corpus_facts(
-        exp, corpus_dir, required=real_engine and exp.engine == "local")
-  if real_engine and exp.engine == "local" and not dry_run:
-    check_local_gin(exp)
-  records = {job.key: phase_record(job, sizes, corpus_hash)
-             for job in jobs_by_key.values()}
-  for job in jobs_by_key.values():
-    check_unchanged(job, records[job.key])
-  heads = {key: f"[{i}/{len(keys)}] {jobs_by_key[key].key}:"
-           for i, key in enumerate(keys, 1)}
-  to_run = []
-  for key in keys:
-    job = jobs_by_key[key]
-    if is_finished(job.model_dir, job.phase.steps):
-      summary.reused.append(job.key)
-      print(f"{heads[key]} done before ({logdir.checkpoint_name(job.phase.steps)}), reused")
-    elif dry_run:
-      summary.planned.append(job.key)
-      print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
-    else:
-      to_run.append(key)
-  _run_in_parallel(to_run, jobs_by_key, records, builder, heads, summary, jobs)
+  with (contextlib.nullcontext() if dry_run else _corpus_read(exp, corpus_dir, runs_dir)):
+    sizes, corpus_hash = {}, None
+    if not dry_run:
+      sizes, corpus_hash = corpus_facts(
+          exp, corpus_dir, required=real_engine and exp.engine == "local")
+    if real_engine and exp.engine == "local" and not dry_run:
+      check_local_gin(exp)
+    records = {job.key: phase_record(job, sizes, corpus_hash)
+               for job in jobs_by_key.values()}
+    for job in jobs_by_key.values():
+      check_unchanged(job, records[job.key])
+    heads = {key: f"[{i}/{len(keys)}] {jobs_by_key[key].key}:"
+             for i, key in enumerate(keys, 1)}
+    to_run = []
+    for key in keys:
+      job = jobs_by_key[key]
+      if is_finished(job.model_dir, job.phase.steps):
+        summary.reused.append(job.key)
+        print(f"{heads[key]} done before ({logdir.checkpoint_name(job.phase.steps)}), reused")
+      elif dry_run:
+        summary.planned.append(job.key)
+        print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
+      else:
+        to_run.append(key)
+    _run_in_parallel(to_run, jobs_by_key, records, builder, heads, summary, jobs)
   _report(exp, keys, summary, runs_dir, dry_run)
   return summary
 
@@ -533,22 +540,23 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
                        f"{job.model_dir / LOG_FILE}")
 
 
-@contextlib.contextmanager
-def _phase_lock(job: Job, say: Callable[[str], None]) -> Iterator[int]:
-  """Holds MODEL_DIR's lock (its file descriptor) while the phase trains, so
-  two launchers never train one phase at once: the second waits. The trainer
-  holds it too (the kernel drops a flock when its last holder dies)."""
-  job.model_dir.mkdir(parents=True, exist_ok=True)
-  fd = os.open(job.model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-  try:
-    try:
-      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      say(f"{job.key}: another launcher is training it; waiting for it")
-      fcntl.flock(fd, fcntl.LOCK_EX)
-    yield fd
-  finally:
-    os.close(fd)
+def _phase_lock(job: Job, say: Callable[[str], None]) -> contextlib.AbstractContextManager[int]:
+  """Holds MODEL_DIR's lock (`locks.exclusive`, its fd) while the phase trains, so two
+  launchers (or a bare `ptjf train`) never train one phase at once: the second waits. The
+  trainer holds it too (the kernel drops a flock when its last holder dies)."""
+  return locks.exclusive(job.model_dir, lambda _: say(
+      f"{job.key}: another launcher or `ptjf train` is training it; waiting for it"))
+
+
+def _corpus_read(exp: plan_lib.Experiment, corpus_dir: str | None, runs_dir: pathlib.Path
+                 ) -> contextlib.AbstractContextManager[None]:
+  """Holds the corpus the sweep reads (`locks.shared`) while it runs: `ptjf corpus build`
+  refuses to change it under its phases. A build under way is waited for."""
+  from ptjf.tasks import layout  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(corpus_dir) if corpus_dir else layout.default_corpus_dir()
+  return locks.shared(root, lambda users: print(
+      f"corpus {root} is being rebuilt ({'; '.join(users) or 'another process'}); waiting "
+      "for it", flush=True), f"ptjf sweep of {exp.name} into {runs_dir}")
 
 
 def corpus_changed(job: Job, record: logdir.PhaseRecord) -> str | None:
@@ -586,7 +594,7 @@ def _run_phase(job: Job, record: logdir.PhaseRecord, command: list[str],
       return changed
     (job.model_dir / logdir.PHASE_FILE).write_text(record.to_json())
     log_path = job.model_dir / LOG_FILE
-    code = _run_logged(command, log_path, show, pass_fds=(lock,))
+    code = _run_logged(command, log_path, show, lock)
   if code == 0 and is_finished(job.model_dir, job.phase.steps):
     return None
   why = (f"exit {code}" if code else

@@ -24,6 +24,7 @@ T5X must be importable by `python` (its source root on PYTHONPATH, see
 docs/t5x.md); `python -m t5x.train` is `t5x/train.py` run as a script.
 """
 import dataclasses
+import importlib.util
 import json
 import pathlib
 import re
@@ -33,6 +34,12 @@ from ptjf import gin_files, logdir
 from ptjf.errors import UserError
 
 _MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# The macros of T5X's own gin files, for checking a phase where T5X is not installed (CI).
+T5X_MACROS_FILE = "gin/t5x/t5x_macros.json"   # relative to the ptjf root
+T5X_COMMIT = "cc342d419ec3"   # the T5X it was read from (docs/t5x.md)
+# T5X gin files a phase may include: run configs and model families.
+_T5X_GIN = ("t5x/configs/runs/*.gin", "t5x/examples/scalable_t5/**/*.gin",
+            "t5x/examples/t5/**/*.gin")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +67,57 @@ class T5xPhase:
 def ptjf_root() -> pathlib.Path:
   """The folder holding ptjf's `gin/` (the repo root, or site-packages/ptjf)."""
   return gin_files.gin_dir().parent
+
+
+def t5x_install_root() -> pathlib.Path | None:
+  """The folder holding an importable `t5x` package (T5X's gin search path), if any."""
+  spec = importlib.util.find_spec("t5x")
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  return pathlib.Path(list(spec.submodule_search_locations)[0]).resolve().parent
+
+
+def summarize_t5x_macros(t5x_root: pathlib.Path | str) -> dict[str, dict[str, list[str]]]:
+  """{file: {"defined": [...], "used": [...]}}: the macros each of T5X's run and model gin
+  files defines and uses (its includes followed), as T5X_MACROS_FILE records them. Rewrite
+  that file after moving T5X_COMMIT: `write_t5x_macros(<t5x source root>)`."""
+  t5x_root = pathlib.Path(t5x_root)
+  summary = {}
+  for path in sorted(p for pattern in _T5X_GIN for p in t5x_root.glob(pattern)):
+    defined, used = gin_files.read(str(path), [str(t5x_root)])
+    summary[str(path.relative_to(t5x_root))] = {"defined": sorted(defined),
+                                                "used": sorted(used - defined)}
+  return summary
+
+
+def write_t5x_macros(t5x_root: pathlib.Path | str) -> None:
+  """Writes T5X_MACROS_FILE from the T5X source at t5x_root (a checkout of T5X_COMMIT)."""
+  files = summarize_t5x_macros(t5x_root)
+  lines = [f"  {json.dumps(name)}: {json.dumps(entry)}" for name, entry in files.items()]
+  (ptjf_root() / T5X_MACROS_FILE).write_text(
+      f'{{"t5x_commit": "{T5X_COMMIT}",\n "note": "macros defined and used by T5X\'s gin '
+      'files, includes followed; written by ptjf.launch.t5x.write_t5x_macros",\n'
+      ' "files": {\n' + ",\n".join(lines) + "\n}}\n")
+
+
+def recorded_t5x_macros() -> dict[str, tuple[set[str], set[str]]]:
+  """T5X_MACROS_FILE as `gin_files.scan` takes it: file -> (defined, used)."""
+  data = json.loads((ptjf_root() / T5X_MACROS_FILE).read_text())
+  return {name: (set(entry["defined"]), set(entry["used"]))
+          for name, entry in data["files"].items()}
+
+
+def check_macros(phase: T5xPhase, where: str = "the T5X job's macros and bindings") -> None:
+  """UserError for a macro the phase sets (its macros and bindings) that none of its gin
+  files defines or uses: T5X would take a typo such as TRAIN_STESP as a new macro and train
+  the default. T5X's own files are read from a T5X install if one is importable, else taken
+  from T5X_MACROS_FILE."""
+  root, installed = ptjf_root(), t5x_install_root()
+  files = [str(root / f) for f in (*phase.gin_files, start_gin_file(phase.start))]
+  bindings = [*phase.bindings,
+              *(f"{name} = {gin_literal(value)}" for name, value in phase.macros.items())]
+  gin_files.check(files, bindings, [str(root), *([str(installed)] if installed else [])],
+               recorded_t5x_macros(), where)
 
 
 def start_gin_file(start: str) -> str:
@@ -113,6 +171,7 @@ def _check(phase: T5xPhase, root: pathlib.Path | None) -> None:
         raise UserError(f"no gin file {gin_file} under {root}: give a path "
                         "relative to the ptjf root, e.g. "
                         "gin/ptjf_nmt3_scalarization.gin")
+  check_macros(phase)
 
 
 def train_command(phase: T5xPhase, *, python: str = "python",

@@ -14,7 +14,7 @@ import difflib
 import os
 import pathlib
 import tokenize
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from gin import config_parser
 
@@ -43,8 +43,14 @@ class _Recorder(config_parser.ParserDelegate):
     return None
 
 
-def scan(text: str, where: str, search_paths: Sequence[str] = ()) -> tuple[set[str], set[str]]:
-  """(macros defined, macros used) by gin `text`, following its `include`s on `search_paths`.
+Recorded = Mapping[str, tuple[set[str], set[str]]]
+
+
+def scan(text: str, where: str, search_paths: Sequence[str] = (),
+         recorded: Recorded = {}) -> tuple[set[str], set[str]]:
+  """(macros defined, macros used) by gin `text`, following its `include`s on `search_paths`;
+  an include found on none of them is taken from `recorded` (file name -> (defined, used)), if
+  there (T5X's own files where T5X is not installed: `launch.t5x.recorded_t5x_macros`).
 
   A syntax error is a UserError naming `where` and the line.
   """
@@ -57,10 +63,10 @@ def scan(text: str, where: str, search_paths: Sequence[str] = ()) -> tuple[set[s
       elif isinstance(statement, config_parser.IncludeStatement):
         path = next((os.path.join(base, statement.filename) for base in ("", *search_paths)
                      if os.path.isfile(os.path.join(base, statement.filename))), None)
-        if path:  # a missing include is gin's own one-line error later
-          more_defined, more_used = read(path, search_paths)
-          defined |= more_defined
-          recorder.used |= more_used
+        more_defined, more_used = (read(path, search_paths, recorded) if path
+                                   else recorded.get(statement.filename, (set(), set())))
+        defined |= more_defined  # a missing include is gin's own one-line error later
+        recorder.used |= more_used
   except SyntaxError as e:
     why = ("not a Python literal: write numbers as numbers (nan, inf and calls are not gin)"
            if e.msg.startswith("malformed node") else e.msg)
@@ -71,10 +77,11 @@ def scan(text: str, where: str, search_paths: Sequence[str] = ()) -> tuple[set[s
   return defined, recorder.used
 
 
-def read(path: str, search_paths: Sequence[str] = ()) -> tuple[set[str], set[str]]:
+def read(path: str, search_paths: Sequence[str] = (),
+         recorded: Recorded = {}) -> tuple[set[str], set[str]]:
   """`scan` of a gin file."""
   with open(path, encoding="utf-8") as f:
-    return scan(f.read(), path, search_paths)
+    return scan(f.read(), path, search_paths, recorded)
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -91,19 +98,21 @@ def refuse_unknown(names: Iterable[str], known: set[str], where: str) -> None:
     raise UserError(f"unknown gin macro {name} in {where}: {hint}")
 
 
-def check(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = ()) -> None:
+def check(files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = (),
+          recorded: Recorded = {}, where: str = "--gin_bindings / --gin.NAME") -> None:
   """UserError unless every macro the bindings set is defined or used by a file or binding,
-  and every `%MACRO` used is defined somewhere."""
+  and every `%MACRO` used is defined somewhere (`recorded`: as for `scan`; `where`: what the
+  user wrote the bindings as)."""
   defined, used = set(), set()
   for path in files:
     if os.path.isfile(path):  # a missing file is gin's own one-line error later
-      more_defined, more_used = read(path, search_paths)
+      more_defined, more_used = read(path, search_paths, recorded)
       defined, used = defined | more_defined, used | more_used
   bound, bound_used = set(), set()
   for binding in bindings:
     more_bound, more_used = scan(binding, f"--gin_bindings {binding!r}", search_paths)
     bound, bound_used = bound | more_bound, bound_used | more_used
-  refuse_unknown(bound, defined | used | bound_used, "--gin_bindings / --gin.NAME")
+  refuse_unknown(bound, defined | used | bound_used, where)
   for name in sorted(used | bound_used):
     if name not in defined | bound:
       near = closest(name, defined | bound)

@@ -30,6 +30,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 
+from ptjf import locks
 from ptjf.errors import UserError
 from ptjf.tasks import catalogs
 from ptjf.tasks import layout as layout_lib
@@ -232,6 +233,12 @@ def _move_into_place(building: pathlib.Path, root: pathlib.Path) -> None:
   building.rmdir()
 
 
+def _refuse_in_use(root: pathlib.Path, users: list[str]) -> None:
+  raise UserError(f"corpus {root} is in use by {'; '.join(users) or 'another process'}: build "
+                  "into another folder (ptjf corpus build --out, ptjf demo --corpus-dir), or "
+                  "wait until they finish")
+
+
 def build_corpus(out_dir: pathlib.Path | str | None = None,
                  langs=DEFAULT_LANGS, locale_dir=DEFAULT_LOCALE_DIR,
                  subsample=None, vocab_size: int = 8000,
@@ -239,7 +246,15 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
                  seed: int = 0, force: bool = False,
                  vocab_draw: int = vocab_lib.DEFAULT_DRAW,
                  log=print) -> dict:
-  """Builds (or reuses) the corpus at `out_dir`; returns the manifest dict."""
+  """Builds (or reuses) the corpus at `out_dir`; returns the manifest dict.
+
+  A corpus is never changed under a run: while anything reads it (a sweep, a trainer, any
+  process that registered its tasks: `locks`), a build that would change it is refused with
+  one line naming them; an up-to-date corpus is reused all the same. Building side by side
+  (a new version per build) would leave the old runs' corpus in place but make a path mean
+  different data over time; a refusal keeps one path, one corpus, and says the fix: another
+  --out, or wait.
+  """
   corpus = layout_lib.CorpusLayout(pathlib.Path(
       out_dir or layout_lib.default_corpus_dir()))
   locale_dir = pathlib.Path(locale_dir)
@@ -272,63 +287,68 @@ def build_corpus(out_dir: pathlib.Path | str | None = None,
   if empty:
     raise UserError(f"the catalogs of {', '.join(empty)} in {locale_dir} give "
                     "0 translated pairs: leave it out of --langs")
-  final, corpus = corpus, layout_lib.CorpusLayout(_building_dir(corpus.root))
-  val, test, eligible = split_sources(pairs, validation_size, test_size, seed)
-  held = set().union(*val.values(), *test.values()) if pairs else set()
-  splits = {}
-  for lang, table in pairs.items():
-    splits[lang] = {
-        "train": [(s, t) for s, t in table.items() if s not in held],
-        "validation": [(s, table[s]) for s in sorted(val[lang])],
-        "test": [(s, table[s]) for s in sorted(test[lang])]}
-  biggest = max((len(s["train"]) for s in splits.values()), default=0)
-  for lang, frac in fractions.items():
-    rows = splits[lang]["train"]
-    n = min(len(rows), max(1, round(frac * biggest)))
-    splits[lang]["train"] = random.Random(f"{seed}:{lang}").sample(rows, n)
-  for lang in splits:
-    splits[lang]["train"] = train_order(splits[lang]["train"], seed, f"en-{lang}")
+  with locks.exclusive(corpus.root, lambda users: _refuse_in_use(corpus.root, users),
+                       who="ptjf corpus build"):
+    if corpus.manifest.is_file():
+      log(f"rebuilding the corpus at {corpus.root} ("
+          f"{'--force' if force else 'its catalogs, options or files changed'})")
+    final, corpus = corpus, layout_lib.CorpusLayout(_building_dir(corpus.root))
+    val, test, eligible = split_sources(pairs, validation_size, test_size, seed)
+    held = set().union(*val.values(), *test.values()) if pairs else set()
+    splits = {}
+    for lang, table in pairs.items():
+      splits[lang] = {
+          "train": [(s, t) for s, t in table.items() if s not in held],
+          "validation": [(s, table[s]) for s in sorted(val[lang])],
+          "test": [(s, table[s]) for s in sorted(test[lang])]}
+    biggest = max((len(s["train"]) for s in splits.values()), default=0)
+    for lang, frac in fractions.items():
+      rows = splits[lang]["train"]
+      n = min(len(rows), max(1, round(frac * biggest)))
+      splits[lang]["train"] = random.Random(f"{seed}:{lang}").sample(rows, n)
+    for lang in splits:
+      splits[lang]["train"] = train_order(splits[lang]["train"], seed, f"en-{lang}")
 
-  outputs = {}
-  def write(path, lines):
-    _write_lines(path, lines)
-    outputs[str(path.relative_to(corpus.root))] = {
-        "sha256": _sha256(path), "lines": len(lines)}
-  for lang in langs:
-    for split, rows in splits[lang].items():
-      write(corpus.pair_file(lang, split),
-            [f"{_tsv_field(s)}\t{_tsv_field(t)}" for s, t in rows])
-      write(corpus.mono_file(lang, split), [_tsv_field(t) for _, t in rows])
-  for split in layout_lib.SPLITS:
-    english = sorted({s for lang in langs for s, _ in splits[lang][split]})
-    if split == "train":
-      english = train_order(english, seed, SOURCE)
-    write(corpus.mono_file(SOURCE, split), [_tsv_field(s) for s in english])
+    outputs = {}
+    def write(path, lines):
+      _write_lines(path, lines)
+      outputs[str(path.relative_to(corpus.root))] = {
+          "sha256": _sha256(path), "lines": len(lines)}
+    for lang in langs:
+      for split, rows in splits[lang].items():
+        write(corpus.pair_file(lang, split),
+              [f"{_tsv_field(s)}\t{_tsv_field(t)}" for s, t in rows])
+        write(corpus.mono_file(lang, split), [_tsv_field(t) for _, t in rows])
+    for split in layout_lib.SPLITS:
+      english = sorted({s for lang in langs for s, _ in splits[lang][split]})
+      if split == "train":
+        english = train_order(english, seed, SOURCE)
+      write(corpus.mono_file(SOURCE, split), [_tsv_field(s) for s in english])
 
-  # The vocabulary's draw reads the train text in a fixed order, not the files'.
-  texts = {lang: sorted(t for _, t in splits[lang]["train"]) for lang in langs}
-  texts[SOURCE] = sorted({s for lang in langs for s, _ in splits[lang]["train"]})
-  vocab_lib.train_vocab({k: v for k, v in texts.items() if v}, corpus.vocab_model,
-                        vocab_size=vocab_size, seed=seed, draw_size=vocab_draw)
-  outputs[str(corpus.vocab_model.relative_to(corpus.root))] = {
-      "sha256": _sha256(corpus.vocab_model), "lines": None}
+    # The vocabulary's draw reads the train text in a fixed order, not the files'.
+    texts = {lang: sorted(t for _, t in splits[lang]["train"]) for lang in langs}
+    texts[SOURCE] = sorted({s for lang in langs for s, _ in splits[lang]["train"]})
+    vocab_lib.train_vocab({k: v for k, v in texts.items() if v}, corpus.vocab_model,
+                          vocab_size=vocab_size, seed=seed, draw_size=vocab_draw)
+    outputs[str(corpus.vocab_model.relative_to(corpus.root))] = {
+        "sha256": _sha256(corpus.vocab_model), "lines": None}
 
-  manifest = {
-      "options": options,
-      "held_out_rule": (f"shared validation/test sources over languages with >= "
-                        f"{SHARED_MIN_FACTOR * (validation_size + test_size)} "
-                        f"pairs: {eligible}; others get their own"),
-      "catalogs": [{"path": str(c.path), "language": lang, "domain": c.domain,
-                    "sha256": _sha256(c.path), "entries": c.entries,
-                    "kept": len(c.pairs), "undecodable": c.undecodable}
-                   for lang, cats in read.items() for c in cats],
-      "counts": {lang: {split: len(rows) for split, rows in s.items()}
-                 for lang, s in splits.items()},
-      "outputs": outputs,
-      "corpus_hash": _hash_outputs(corpus.root, outputs),
-  }
-  corpus.manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-  _move_into_place(corpus.root, final.root)
+    manifest = {
+        "options": options,
+        "held_out_rule": (f"shared validation/test sources over languages with >= "
+                          f"{SHARED_MIN_FACTOR * (validation_size + test_size)} "
+                          f"pairs: {eligible}; others get their own"),
+        "catalogs": [{"path": str(c.path), "language": lang, "domain": c.domain,
+                      "sha256": _sha256(c.path), "entries": c.entries,
+                      "kept": len(c.pairs), "undecodable": c.undecodable}
+                     for lang, cats in read.items() for c in cats],
+        "counts": {lang: {split: len(rows) for split, rows in s.items()}
+                   for lang, s in splits.items()},
+        "outputs": outputs,
+        "corpus_hash": _hash_outputs(corpus.root, outputs),
+    }
+    corpus.manifest.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _move_into_place(corpus.root, final.root)
   corpus = final
   log(f"held-out rule: {manifest['held_out_rule']}")
   log(format_counts(manifest))

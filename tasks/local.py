@@ -11,10 +11,13 @@ count, so `seqio.mixing_rate_num_examples` works without caching.
 """
 import functools
 import pathlib
+import re
+import sys
 
 import seqio
 import tensorflow as tf
 
+from ptjf import locks
 from ptjf.errors import UserError
 from ptjf.tasks import layout, outputs, preprocessors
 
@@ -97,18 +100,32 @@ def _make_task(name: str, kind: str, lang: str, split_files: dict,
       preprocessors=preprocessors.span_corruption_steps(), metric_fns=[])
 
 
+def _this_process() -> str:
+  """What this process is, for a corpus's user lines: the MODEL_DIR a trainer (`ptjf train`,
+  T5X) writes, else its command line."""
+  command = " ".join(sys.argv)
+  model_dir = re.search(r"MODEL_DIR\s*=\s*['\"]?([^'\"\s]+)", command)
+  return f"training {model_dir[1]}" if model_dir else command[:120]
+
+
 def register_local_tasks(corpus_dir: str | pathlib.Path | None = None,
                          prefix: str = preprocessors.TARGET_TAG) -> list[str]:
   """Registers every task of the corpus in SeqIO's registry; returns their names.
 
   Idempotent: calling again with the same corpus (unchanged files) and prefix
   does nothing; another corpus or prefix replaces the tasks of the same name.
+  The corpus is read (`locks.read_until_exit`) until this process exits: `ptjf
+  corpus build` will not change it under these tasks.
   `prefix` goes before the English input of translation tasks, `{lang}` replaced
   by the target language: by default the target-language tag "<2fr> " that
   tells a one-to-many model which language to write (Johnson et al., 2017);
   e.g. "translate English to {lang}: " for T5-style models, "" for none.
   """
   corpus = corpus_layout(corpus_dir)
+  # The tasks re-open the corpus files every epoch: it must not change while this process runs.
+  locks.read_until_exit(corpus.root, lambda users: print(
+      f"corpus {corpus.root} is being rebuilt ({'; '.join(users)}); waiting for it",
+      file=sys.stderr, flush=True), _this_process())
   vocab = None
   names = []
   for name, ((kind, lang), split_files) in sorted(_task_files(corpus).items()):

@@ -63,3 +63,28 @@ def test_every_recipe_loads_its_plan_and_names_real_tasks():
     exp = plan.load_plan(recipe.plan, **recipe.experiment)
     tasks = {t for run in exp.runs for p in run.phases for t in p.tasks}
     assert set(recipe.tasks) <= tasks, name
+
+
+def test_demo_never_rebuilds_a_corpus_another_process_s_sweep_reads(
+    tmp_path, monkeypatch, capsys, corpus_reader):
+  import functools
+  from mo_writer import write_mo
+  from ptjf.tasks import corpus
+  locale = tmp_path / "locale"
+  for lang, n in (("fr", 300), ("ro", 200)):
+    write_mo(locale, lang, "one", {f"Message number {i}": f"{lang} message {i}" for i in range(n)})
+  build = functools.partial(corpus.build_corpus, langs=["fr", "ro"], locale_dir=locale,
+                            validation_size=10, test_size=10)
+  root = tmp_path / "demo_corpus"
+  build(root, vocab_size=400)   # built before the catalogs or options changed
+  manifest = (root / "manifest.json").read_text()
+  proc = corpus_reader(root)    # another process's sweep trains on it
+  monkeypatch.setattr(corpus, "build_corpus", build)
+  monkeypatch.setattr(reproduce, "VOCAB_SIZE", 300)   # so the demo's corpus is out of date
+  runs = tmp_path / "runs"
+  assert cli.main(["demo", "--corpus-dir", str(root), "--runs-dir", str(runs)]) == 2
+  assert capsys.readouterr().err.strip() == (
+      f"ptjf: error: corpus {root} is in use by training runs/x/main (pid {proc.pid}): build "
+      "into another folder (ptjf corpus build --out, ptjf demo --corpus-dir), or wait until "
+      "they finish")
+  assert (root / "manifest.json").read_text() == manifest and not runs.exists()

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ptjf import cli, gin_files
+from ptjf import cli, gin_files, locks
 from ptjf.engine import cli as engine_cli
 from ptjf.tasks import local
 
@@ -106,3 +106,21 @@ def test_a_missing_optimizer_gin_is_one_line(capsys, tmp_path):
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "['schedule']: add the --gin_file that binds them" in err[0], err
   assert not (tmp_path / "p").exists()
+
+
+def test_a_second_train_into_a_model_dir_in_use_waits_for_it(tiny_corpus, tmp_path):
+  model_dir = tmp_path / "p1"
+  command = [sys.executable, "-P", "-m", "ptjf.cli", "train", "--gin_file=local/base.gin",
+             "--gin_file=local/model_tiny.gin", "--gin_file=local/nmt_adam.gin",
+             f"--gin.MODEL_DIR='{model_dir}'", f"--gin.CORPUS_DIR='{tiny_corpus.root}'",
+             "--gin.TRAIN_STEPS=2", "--gin.BATCH_SIZE=4", "--gin.WARMUP_STEPS=1",
+             "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}",
+             "--gin.MIXTURE_OR_TASK_NAME=@local_task()", "--gin.local_task.name='translate_en_ro'"]
+  with locks.exclusive(model_dir, lambda _: None):  # another `ptjf train` (or sweep) holds it
+    second = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              text=True)
+    assert second.stderr.readline().strip() == (
+        f"{model_dir}: another process is training it; waiting for it")
+    assert sorted(p.name for p in model_dir.iterdir()) == [locks.LOCK_FILE]  # nothing written
+    second.kill()  # (once the lock is free it trains: `ptjf sweep` phases are such trainers)
+    second.wait()

@@ -1,6 +1,7 @@
 """Running plans (ptjf.launch.execute) with a fake trainer, once for real."""
 import fcntl
 import json
+import os
 import pathlib
 import re
 import signal
@@ -13,8 +14,9 @@ import pytest
 
 import browser
 
+from ptjf import locks
 from ptjf.errors import UserError
-from ptjf.launch import execute, plan
+from ptjf.launch import execute, plan, t5x
 
 # Mimics the engine's contract: resumes from MODEL_DIR's latest checkpoint,
 # writes checkpoint_<step> every 2 steps and at the end, and needs its initial
@@ -351,6 +353,26 @@ def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, t
   assert "was rebuilt since this sweep started (hash c0ffee... -> beef00...)" in log.read_text()
 
 
+def test_a_sweep_holds_its_corpus_so_no_build_changes_it_under_its_phases(
+    tmp_path, fake, tiny_corpus):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  for sub in ("pairs", "mono", "vocab"):
+    (corpus / sub).symlink_to(tiny_corpus.root / sub)
+  (corpus / "manifest.json").write_text('{"corpus_hash": "c0ffee"}')
+  users = []
+
+  def builder(job):
+    users.append(locks.users(corpus))   # what a `ptjf corpus build` of it is refused for
+    return fake(job)
+
+  runs = tmp_path / "runs"
+  execute.run_plan(plan.parse_plan(PLAN), runs, only_runs=["ptjf_r0.3"], command_builder=builder,
+                   corpus_dir=str(corpus))
+  assert users == [[f"ptjf sweep of ro_fr into {runs} (pid {os.getpid()})"]] * 2
+  assert not locks.users(corpus)   # let go when the sweep ends
+
+
 def test_cli_dry_run_of_a_plan_file_and_one_run(tmp_path, capsys):
   from ptjf import cli  # pylint: disable=g-import-not-at-top
   plan_file = tmp_path / "mine.toml"
@@ -447,6 +469,7 @@ rates = [0.3]
 
 
 
+@pytest.mark.parametrize("engine", ["local", "t5x"])
 @pytest.mark.parametrize("where, table", [
     ("experiment", {"overrides": {"WARMUP_STPES": 5}}),
     ("sweep", {"finetune_overrides": {"WARMUP_STPES": 5}}),
@@ -454,10 +477,12 @@ rates = [0.3]
     ("sweep", {"lrs": [0.1], "overrides": {"WARMUP_STPES": 5}}),
 ])
 def test_unknown_macro_in_plan_overrides_is_refused_before_any_work(
-    tmp_path, fake, capsys, where, table):
-  data = {**PLAN, "sweep": [PLAN["sweep"][0]]}
+    tmp_path, fake, capsys, monkeypatch, where, table, engine):
+  monkeypatch.setattr(t5x, "t5x_install_root", lambda: None)  # as in CI: T5X's macros recorded
+  data = {**PLAN, "experiment": {**PLAN["experiment"], "engine": engine},
+          "sweep": [PLAN["sweep"][0]]}
   if where == "experiment":
-    data["experiment"] = {**PLAN["experiment"], **table}
+    data["experiment"] = {**data["experiment"], **table}
   else:
     data["sweep"] = [{**PLAN["sweep"][0], **table}]
   for dry_run in (True, False):
@@ -502,7 +527,7 @@ def test_a_phase_another_launcher_holds_is_waited_for_not_trained_twice(
   thread.join(60)
   assert "scal_r0.5/main" not in [d for d, _ in fake.calls()]
   out = capsys.readouterr().out
-  assert "ro_fr/scal_r0.5/main: another launcher is training it; waiting" in out
+  assert "ro_fr/scal_r0.5/main: another launcher or `ptjf train` is training it; waiting" in out
   assert "[4/4] ro_fr/scal_r0.5/main: finished by another launcher, reused" in out
   assert summaries[0].reused == ["ro_fr/scal_r0.5/main"] and summaries[0].ok
 

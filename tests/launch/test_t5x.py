@@ -51,6 +51,28 @@ def test_local_command_searches_this_install_and_every_start_file_exists():
     assert (root / t5x.start_gin_file(mode)).is_file()
 
 
+@pytest.fixture()
+def no_t5x(monkeypatch):
+  """As in CI: T5X is not installed, its gin files' macros come from T5X_MACROS_FILE."""
+  monkeypatch.setattr(t5x, "t5x_install_root", lambda: None)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("macros", {"TRAIN_STESP": 5}), ("bindings", ("WARMUP_STPES = 5",))])
+def test_a_macro_typo_is_refused_naming_the_closest(no_t5x, field, value):
+  phase = _finetune(**{field: value})
+  with pytest.raises(UserError, match=r"unknown gin macro (TRAIN_STESP|WARMUP_STPES) in "
+                     r".*: did you mean (TRAIN_STEPS|WARMUP_STEPS)\?$"):
+    t5x.train_command(phase, gin_search_path="/opt/ptjf")
+
+
+def test_macros_only_t5x_s_own_gin_files_define_are_accepted(no_t5x):
+  # Defined by t5x/configs/runs/pretrain.gin alone, which is not installed here.
+  t5x.check_macros(_finetune(macros={"USE_HARDWARE_RNG": True, "TRAIN_STEPS_RELATIVE": 5}))
+  with pytest.raises(UserError, match="did you mean USE_HARDWARE_RNG"):
+    t5x.check_macros(_finetune(macros={"USE_HARDWARE_RGN": True}))
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(start="resume"), "unknown start mode"),
     (dict(init_checkpoint=None), "needs an initial checkpoint"),

@@ -255,11 +255,23 @@ def test_mc4_files_hold_the_paper_setup():
   assert _value(pre, "PRETRAIN_TASK") == "mc4_span_corruption_en"
 
 
+def test_t5x_summary_agrees_with_the_recorded_t5x_macros():
+  recorded = t5x.recorded_t5x_macros()
+  for name, macros in T5X_FILES.items():
+    assert set(macros) == recorded[name][0], name
+
+
 # ---------------------------------------------------------------- real T5X --
 
 def _t5x_root() -> pathlib.Path:
   t5x_pkg = pytest.importorskip("t5x")
   return pathlib.Path(t5x_pkg.__file__).resolve().parent.parent
+
+
+@pytest.mark.t5x
+def test_recorded_t5x_macros_are_the_real_t5x_s():
+  recorded = json.loads((ROOT / t5x.T5X_MACROS_FILE).read_text())["files"]
+  assert t5x.summarize_t5x_macros(_t5x_root()) == recorded
 
 
 @pytest.mark.t5x

@@ -136,6 +136,7 @@ def test_a_failing_job_stops_the_chain_with_a_user_error(fake_cloud,
     (["--bucket=b"], "not a gs:// path"),
     (["--split=2e5+3e5"], "bad split"),
     (["--split=150001+1000", "--split=200000+1"], "has no pre-training"),
+    (["--gin-binding=TRAIN_STESP = 5"], "unknown gin macro TRAIN_STESP .*did you mean TRAIN_STEPS"),
 ])
 def test_bad_arguments_are_user_errors(fake_cloud, extra, message):
   with pytest.raises(UserError, match=message):

@@ -1,5 +1,6 @@
 """`ptjf corpus build/verify` on tiny synthetic catalogs."""
 import json
+import re
 
 import pytest
 
@@ -208,3 +209,21 @@ def test_a_failed_build_leaves_the_previous_corpus_whole(tmp_path, monkeypatch):
   assert _build(tmp_path, force=True)["corpus_hash"] == manifest["corpus_hash"]
   assert (tmp_path / "corpus" / "extra.txt").read_text() == "mine"
   assert not list(tmp_path.glob(".corpus.building"))
+
+
+def test_a_corpus_in_use_is_never_rebuilt_under_its_runs(tmp_path, corpus_reader):
+  _build(tmp_path)
+  root = tmp_path / "corpus"
+  files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".ptjf" not in str(p)}
+  proc = corpus_reader(root)
+  assert _build(tmp_path)["corpus_hash"]   # up to date: reused, in use or not
+  with pytest.raises(UserError, match=re.escape(
+      f"corpus {root} is in use by training runs/x/main (pid {proc.pid}): build into another "
+      "folder (ptjf corpus build --out, ptjf demo --corpus-dir), or wait until they finish")):
+    _build(tmp_path, force=True)
+  assert {p: p.read_bytes() for p in files} == files   # not a byte changed
+  assert not (tmp_path / ".corpus.building").exists()
+  _build(tmp_path, out="corpus2", force=True)   # the fix: another folder
+  proc.stdin.close()
+  proc.wait()
+  _build(tmp_path, force=True)   # no reader left (its lock died with it): rebuilt

@@ -1,9 +1,12 @@
 """Local SeqIO tasks over the tiny synthetic corpus."""
+import os
+
 import numpy as np
 import seqio
 
 import pytest
 
+from ptjf import locks
 from ptjf.errors import UserError
 from ptjf.tasks import layout, local, outputs
 from synthetic_corpus import write_synthetic_corpus
@@ -23,6 +26,13 @@ def test_registers_every_language_once(tiny_corpus, names):
   task = seqio.TaskRegistry.get("translate_en_fr")
   assert local.register_local_tasks(tiny_corpus.root) == NAMES
   assert seqio.TaskRegistry.get("translate_en_fr") is task  # idempotent
+
+
+def test_a_process_that_registered_a_corpus_reads_it_until_it_exits(tiny_corpus, names):
+  mine = [u for u in locks.users(tiny_corpus.root) if u.endswith(f"(pid {os.getpid()})")]
+  assert len(mine) == 1   # `ptjf corpus build` elsewhere is refused, naming this process
+  local.register_local_tasks(tiny_corpus.root)
+  assert locks.users(tiny_corpus.root) == mine   # once per process
 
 
 def test_sizes_for_seqio_mixing_rates(names):
