@@ -314,7 +314,9 @@ def check_unchanged(job: Job, record: logdir.PhaseRecord) -> None:
   """UserError if the phase directory was started under different settings.
 
   Resuming it would mix two trainings (e.g. a cosine schedule stretched from
-  3000 to 4000 steps half-way).
+  3000 to 4000 steps half-way), and reusing a phase finished on another corpus
+  (a rebuild with new catalogs or another subsample) would compare runs that
+  read different pairs.
   """
   path = job.model_dir / logdir.PHASE_FILE
   if not path.is_file():
@@ -323,6 +325,12 @@ def check_unchanged(job: Job, record: logdir.PhaseRecord) -> None:
     stored = json.loads(path.read_text())
   except json.JSONDecodeError:
     return   # half-written by a killed launcher; rewritten before the run
+  was = stored.get("corpus_hash")
+  if was and record.corpus_hash and was != record.corpus_hash:
+    raise UserError(
+        f"{job.key} was trained on another corpus (hash {was[:12]}..., now "
+        f"{record.corpus_hash[:12]}...): its results would not be comparable; use a new "
+        f"--runs-dir, or delete {job.model_dir} to start it over")
   sized = job.phase.tau is not None or job.phase.unimax is not None
   fields = [f for f in _FIXED_FIELDS if not (f == "rates" and sized)]
   now = record.to_dict()
@@ -459,10 +467,8 @@ def run_plan(exp: plan_lib.Experiment,
   real_engine = command_builder is None
   builder = command_builder or default_command_builder(exp.engine)
   with (contextlib.nullcontext() if dry_run else _corpus_read(exp, corpus_dir, runs_dir)):
-    sizes, corpus_hash = {}, None
-    if not dry_run:
-      sizes, corpus_hash = corpus_facts(
-          exp, corpus_dir, required=real_engine and exp.engine == "local")
+    sizes, corpus_hash = corpus_facts(
+        exp, corpus_dir, required=not dry_run and real_engine and exp.engine == "local")
     if real_engine and exp.engine == "local" and not dry_run:
       check_local_gin(exp)
     records = {job.key: phase_record(job, sizes, corpus_hash)

@@ -1,7 +1,7 @@
 """`ptjf demo`: the README's main command: real corpus, real training, a report.
 
 1. builds the offline corpus from this machine's gettext catalogs, En-Ro
-   subsampled to 0.3% of En-Fr, into data/demo_corpus;
+   subsampled to 0.15% of En-Fr, into data/demo_corpus;
 2. runs the built-in plan `demo` (launch/plans/demo.toml: PTJF vs a
    scalarization grid vs the restart baseline) with the local engine into
    runs/demo;

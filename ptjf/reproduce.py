@@ -41,11 +41,11 @@ class Recipe:
 
 
 VOCAB_SIZE = 4000  # SentencePiece pieces of every suite corpus
-DEMO_CORPUS = ("data/demo_corpus", {"ro": 0.003})
+DEMO_CORPUS = ("data/demo_corpus", {"ro": 0.0015})
 RECIPES: dict[str, Recipe] = {
     "demo": Recipe(
         "demo", *DEMO_CORPUS, ("translate_en_ro", "translate_en_fr"),
-        "En-Ro subsampled to 0.3% of En-Fr: PTJF beats the scalarization front "
+        "En-Ro subsampled to 0.15% of En-Fr: PTJF beats the scalarization front "
         "on En-Ro (paper Fig. 3)"),
     "small_zh_fr": Recipe(
         "demo", *DEMO_CORPUS, ("translate_en_zh_cn", "translate_en_fr"),
@@ -53,9 +53,9 @@ RECIPES: dict[str, Recipe] = {
         "(paper Fig. 2 left)",
         {"name": "small_zh_fr", "low": "translate_en_zh_cn"}),
     "small_hi_fr": Recipe(
-        "demo", "data/corpus_hi", {"ro": 0.003, "hi": 0.003},
+        "demo", "data/corpus_hi", {"ro": 0.0015, "hi": 0.0015},
         ("translate_en_hi", "translate_en_fr"),
-        "En-Hi subsampled to 0.3% of En-Fr, as the demo's En-Ro: PTJF "
+        "En-Hi subsampled to 0.15% of En-Fr, as the demo's En-Ro: PTJF "
         "beats the scalarization front (Fig. 2 right)",
         {"name": "small_hi_fr", "low": "translate_en_hi"}),
     "small_hi_fr_natural": Recipe(

@@ -330,13 +330,19 @@ def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   assert not (runs / "ro_fr/pretrain_s6").exists()
 
 
-def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, tiny_corpus):
+def _hashed_corpus(tmp_path, tiny_corpus, corpus_hash: str):
+  """The tiny corpus's files under a manifest naming `corpus_hash`; returns (folder, manifest)."""
   corpus = tmp_path / "corpus"
   corpus.mkdir()
   for sub in ("pairs", "mono", "vocab"):
     (corpus / sub).symlink_to(tiny_corpus.root / sub)
   manifest = corpus / "manifest.json"
-  manifest.write_text('{"corpus_hash": "c0ffee"}')
+  manifest.write_text(f'{{"corpus_hash": "{corpus_hash}"}}')
+  return corpus, manifest
+
+
+def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, tiny_corpus):
+  corpus, manifest = _hashed_corpus(tmp_path, tiny_corpus, "c0ffee")
 
   def rebuild_after_pretraining(job):
     if job.phase.name != "pretrain":
@@ -353,13 +359,21 @@ def test_a_corpus_rebuilt_under_a_sweep_fails_its_later_phases(tmp_path, fake, t
   assert "was rebuilt since this sweep started (hash c0ffee... -> beef00...)" in log.read_text()
 
 
+def test_a_phase_finished_on_another_corpus_is_not_reused(tmp_path, fake, tiny_corpus):
+  corpus, manifest = _hashed_corpus(tmp_path, tiny_corpus, "c0ffee")
+  runs = tmp_path / "runs"
+  assert execute.run_plan(plan.parse_plan(PLAN), runs, command_builder=fake,
+                          corpus_dir=str(corpus)).ok
+  manifest.write_text('{"corpus_hash": "beef00"}')   # rebuilt: another subsample
+  with pytest.raises(UserError, match=r"pretrain_s6/pretrain was trained on another corpus "
+                     r"\(hash c0ffee\.\.\., now beef00\.\.\.\).*new --runs-dir"):
+    execute.run_plan(plan.parse_plan(PLAN), runs, command_builder=fake,
+                     corpus_dir=str(corpus), dry_run=True)
+
+
 def test_a_sweep_holds_its_corpus_so_no_build_changes_it_under_its_phases(
     tmp_path, fake, tiny_corpus):
-  corpus = tmp_path / "corpus"
-  corpus.mkdir()
-  for sub in ("pairs", "mono", "vocab"):
-    (corpus / sub).symlink_to(tiny_corpus.root / sub)
-  (corpus / "manifest.json").write_text('{"corpus_hash": "c0ffee"}')
+  corpus, _ = _hashed_corpus(tmp_path, tiny_corpus, "c0ffee")
   users = []
 
   def builder(job):
