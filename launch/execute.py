@@ -310,6 +310,19 @@ _FIXED_FIELDS = ("rates", "tau", "unimax", "steps", "batch_size", "start",
                  "engine", "overrides")
 
 
+def corpus_hash_change(was: str | None, now: str | None) -> str | None:
+  """'hash <was>... -> <now>...' if both corpus hashes are known and differ, else None.
+
+  >>> corpus_hash_change("ab" * 32, "cd" * 32)
+  'hash abababababab... -> cdcdcdcdcdcd...'
+  >>> corpus_hash_change(None, "cd" * 32) is None
+  True
+  """
+  if not (was and now) or was == now:
+    return None
+  return f"hash {was[:12]}... -> {now[:12]}..."
+
+
 def check_unchanged(job: Job, record: logdir.PhaseRecord) -> None:
   """UserError if the phase directory was started under different settings.
 
@@ -325,12 +338,11 @@ def check_unchanged(job: Job, record: logdir.PhaseRecord) -> None:
     stored = json.loads(path.read_text())
   except json.JSONDecodeError:
     return   # half-written by a killed launcher; rewritten before the run
-  was = stored.get("corpus_hash")
-  if was and record.corpus_hash and was != record.corpus_hash:
+  changed = corpus_hash_change(stored.get("corpus_hash"), record.corpus_hash)
+  if changed:
     raise UserError(
-        f"{job.key} was trained on another corpus (hash {was[:12]}..., now "
-        f"{record.corpus_hash[:12]}...): its results would not be comparable; use a new "
-        f"--runs-dir, or delete {job.model_dir} to start it over")
+        f"{job.key} was trained on another corpus ({changed}): its results would not be "
+        f"comparable; use a new --runs-dir, or delete {job.model_dir} to start it over")
   sized = job.phase.tau is not None or job.phase.unimax is not None
   fields = [f for f in _FIXED_FIELDS if not (f == "rates" and sized)]
   now = record.to_dict()
@@ -577,11 +589,10 @@ def corpus_changed(job: Job, record: logdir.PhaseRecord) -> str | None:
   from ptjf.tasks import corpus as corpus_lib, layout  # pylint: disable=g-import-not-at-top
   root = pathlib.Path(job.corpus_dir) if job.corpus_dir else layout.default_corpus_dir()
   now = corpus_lib.read_manifest(layout.CorpusLayout(root).manifest)["corpus_hash"]
-  if now == record.corpus_hash:
-    return None
-  return (f"corpus {root} was rebuilt since this sweep started (hash "
-          f"{record.corpus_hash[:12]}... -> {now[:12]}...): its phases would not be "
-          "comparable; run the plan again into a new runs directory")
+  changed = corpus_hash_change(record.corpus_hash, now)
+  return changed and (f"corpus {root} was rebuilt since this sweep started ({changed}): its "
+                      "phases would not be comparable; run the plan again into a new runs "
+                      "directory")
 
 
 def _run_phase(job: Job, record: logdir.PhaseRecord, command: list[str],

@@ -366,7 +366,7 @@ def test_a_phase_finished_on_another_corpus_is_not_reused(tmp_path, fake, tiny_c
                           corpus_dir=str(corpus)).ok
   manifest.write_text('{"corpus_hash": "beef00"}')   # rebuilt: another subsample
   with pytest.raises(UserError, match=r"pretrain_s6/pretrain was trained on another corpus "
-                     r"\(hash c0ffee\.\.\., now beef00\.\.\.\).*new --runs-dir"):
+                     r"\(hash c0ffee\.\.\. -> beef00\.\.\.\).*new --runs-dir"):
     execute.run_plan(plan.parse_plan(PLAN), runs, command_builder=fake,
                      corpus_dir=str(corpus), dry_run=True)
 
