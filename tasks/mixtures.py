@@ -143,6 +143,16 @@ def unimax_mixture(tasks: Sequence[str], budget: float, max_epochs: float = 1,
   return rate_mixture(list(rates), rates, corpus_dir, name)
 
 
+@gin.configurable(module="ptjf.tasks.mixtures")
+def rate_schedule(tasks: Sequence[str], start: Sequence[float], end: Sequence[float],
+                  steps: int, shape: str = "linear",
+                  switch_step: int | None = None) -> sampling.Sampler:
+  """The sampler of a rate schedule (`sampling.schedule`) over `tasks`, for the local engine's
+  `train.sampler`: start and end rates in the order of `tasks`."""
+  return sampling.schedule(shape, _as_rates(tasks, start), _as_rates(tasks, end), steps,
+                           switch_step)
+
+
 def mixture_rates(name: str) -> dict[str, float]:
   """Normalised sampling rate of each task of a registered mixture or task.
 

@@ -9,7 +9,8 @@ characters) and a UniMax budget is in that same unit.
 - UniMax (Chung et al., 2023): uniform budget, at most `max_epochs` per task.
 
 A `Sampler` gives the rates of training step t; the engine draws each example of that step's
-batch with them. Fixed rates are `Static`; a rate that changes over training is another class.
+batch with them. Fixed rates are `Static`; rates that change over a phase are `Linear` and
+`Switch` (`schedule` builds either from a plan's shape).
 """
 import math
 from typing import Mapping, Protocol
@@ -81,6 +82,100 @@ class Static:
   def rates(self, step: int) -> Mapping[str, float]:
     del step  # static
     return self._rates
+
+
+class Linear:
+  """Rates going linearly from `start` to `end` over a phase of `steps` steps.
+
+  Step t draws with the rates at its middle, (t + 0.5) / steps of the way, so any run of
+  steps draws on average the rates at its own middle (`mean`): what a T5X segment holds.
+
+  >>> sampler = Linear({"fr": 0.9, "ro": 0.1}, {"fr": 0.5, "ro": 0.5}, steps=4)
+  >>> [round(sampler.rates(t)["ro"], 3) for t in range(4)]
+  [0.15, 0.25, 0.35, 0.45]
+  >>> round(sampler.mean(0, 2)["ro"], 3), sampler.segments(2)[1][:2]
+  (0.2, (2, 4))
+  """
+
+  def __init__(self, start: Mapping[str, float], end: Mapping[str, float], steps: int):
+    self.start, self.end = normalize(start), normalize(end)
+    if set(self.start) != set(self.end):
+      raise UserError(f"a schedule starts with tasks {sorted(self.start)} and ends with "
+                      f"{sorted(self.end)}: give both ends the same tasks")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+      raise UserError(f"a schedule over {steps!r} steps: give a positive whole number")
+    self.steps = steps
+    self.tasks = tuple(sorted(self.start))
+
+  def _at(self, fraction: float) -> dict[str, float]:
+    return {t: self.start[t] + (self.end[t] - self.start[t]) * fraction for t in self.tasks}
+
+  def rates(self, step: int) -> Mapping[str, float]:
+    return self._at((step + 0.5) / self.steps)
+
+  def mean(self, first: int, last: int) -> dict[str, float]:
+    """The mean rates of steps first .. last - 1."""
+    return self._at((first + last) / 2 / self.steps)
+
+  def segments(self, count: int) -> list[tuple[int, int, dict[str, float]]]:
+    """(first, last, mean rates) of `count` runs of steps of (nearly) equal length."""
+    bounds = sorted({round(k * self.steps / count) for k in range(count + 1)})
+    return [(a, b, self.mean(a, b)) for a, b in zip(bounds, bounds[1:])]
+
+
+class Switch:
+  """Rates `before` at steps < `switch_step`, `after` from it on (a step schedule).
+
+  >>> sampler = Switch({"fr": 0.9, "ro": 0.1}, {"fr": 0.5, "ro": 0.5}, switch_step=3, steps=4)
+  >>> [sampler.rates(t)["ro"] for t in range(4)], sampler.mean(0, 4)["ro"]
+  ([0.1, 0.1, 0.1, 0.5], 0.2)
+  """
+
+  def __init__(self, before: Mapping[str, float], after: Mapping[str, float],
+               switch_step: int, steps: int):
+    self._ends = Linear(before, after, steps)
+    if (isinstance(switch_step, bool) or not isinstance(switch_step, int)
+        or not 0 < switch_step < steps):
+      raise UserError(f"switch_step {switch_step!r} is outside the phase's steps: give a "
+                      f"whole number between 1 and {steps - 1}")
+    self.switch_step, self.steps, self.tasks = switch_step, steps, self._ends.tasks
+
+  def rates(self, step: int) -> Mapping[str, float]:
+    return self._ends.start if step < self.switch_step else self._ends.end
+
+  def mean(self, first: int, last: int) -> dict[str, float]:
+    """The mean rates of steps first .. last - 1."""
+    before = min(max(self.switch_step - first, 0), last - first)
+    return self._ends._at(1 - before / (last - first))
+
+  def segments(self, count: int) -> list[tuple[int, int, dict[str, float]]]:
+    """(first, last, rates): the steps before the switch and after it, exact in 2 segments
+    whatever `count` asks."""
+    del count
+    return [(0, self.switch_step, dict(self._ends.start)),
+            (self.switch_step, self.steps, dict(self._ends.end))]
+
+
+SHAPES = ("linear", "step")
+
+
+def schedule(shape: str, start: Mapping[str, float], end: Mapping[str, float], steps: int,
+             switch_step: int | None = None) -> Linear | Switch:
+  """The sampler of a schedule of `shape` ("linear", or "step" at `switch_step`).
+
+  >>> schedule("step", {"a": 1, "b": 1}, {"a": 1, "b": 3}, 10, switch_step=5).rates(7)
+  {'a': 0.25, 'b': 0.75}
+  """
+  if shape not in SHAPES:
+    raise UserError(f"unknown schedule shape {shape!r}: use one of {', '.join(SHAPES)}")
+  if shape == "linear":
+    if switch_step is not None:
+      raise UserError("switch_step is for shape = \"step\": drop it, or set the shape")
+    return Linear(start, end, steps)
+  if switch_step is None:
+    raise UserError("shape = \"step\" needs switch_step: the phase's step where the end "
+                    "rates take over")
+  return Switch(start, end, switch_step, steps)
 
 
 def _check_positive(values: Mapping[str, float], what: str, fix: str) -> None:
