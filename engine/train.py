@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 import seqio
 from clu import metric_writers
 
-from ptjf.engine import data, decoding, divergence, losses, model as model_lib, optim, phase
+from ptjf.engine import data, decoding, divergence, losses, model as model_lib, optim, phase, plateau
 from ptjf import logdir
 from ptjf.errors import UserError
 from ptjf.tasks import mixtures, sampling
@@ -175,6 +175,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           beam_size: int = 4,
           freeze: Sequence[str] = (), also_evaluate: Sequence[str] = (),
           sampler: Optional[sampling.Sampler] = None,
+          stop_on_plateau: Optional[Mapping[str, Any]] = None,
           keep_checkpoints: int = 3, progress: Optional[Callable[[int, int, float], None]] = None) -> None:
   """Trains one phase into `model_dir` (resumes from its latest checkpoint if any).
 
@@ -197,6 +198,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     forgets); not in the mixture total.
   sampler: the rates each step's batch is drawn with (a `sampling.Sampler` over the mixture's
     tasks); default the mixture's own fixed rates (`sampling.Static`).
+  stop_on_plateau: {"task", "patience", "min_delta"}: stop at the first evaluation where the
+    task's validation loss has not improved by min_delta for patience evaluations
+    (`plateau.plateau_step`), with a checkpoint there and logdir.STOP_FILE naming its step.
   """
   if restore_mode not in logdir.START_MODES:
     raise UserError(f"restore_mode {restore_mode!r} unknown: use {', '.join(logdir.START_MODES)}")
@@ -231,8 +235,9 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   mgr = ocp.CheckpointManager(os.path.abspath(model_dir), options=ocp.CheckpointManagerOptions(
       max_to_keep=keep_checkpoints, step_prefix=logdir.CHECKPOINT_PREFIX))
   latest = mgr.latest_step()
-  if latest is not None and latest >= train_steps:
-    print(f"{model_dir}: already finished ({logdir.checkpoint_name(latest)})")
+  finished = logdir.finished_step(model_dir, train_steps)
+  if finished is not None or (latest is not None and latest >= train_steps):
+    print(f"{model_dir}: already finished ({logdir.checkpoint_name(finished or latest)})")
     return
   state = _initial_state(mgr, latest, _checkpoint(0, 0, params, tx.init(params),
                                           np.zeros((len(tasks), 2), np.int64)),
@@ -262,7 +267,11 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   bleu_sets = {task: _bleu_examples(task, lengths, bleu_examples)
                for task in tasks if bleu_examples and task.startswith("translate")}
 
-  def run_eval():
+  rule = dict(stop_on_plateau or {})
+  history = plateau.logged_losses(model_dir, rule["task"], step) if rule else []
+
+  def run_eval() -> bool:
+    """Evaluates; True if the stop rule stops the phase here."""
     for prefix in ("training_eval", "training_eval_train"):
       total = None
       for task in eval_tasks:
@@ -273,10 +282,14 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
         if sums is None:
           continue
         writer(f"{prefix}/{task}").write_scalars(step, losses.summaries(sums))
+        if rule and (prefix, task) == ("training_eval", rule["task"]):
+          history.append((step, losses.summaries(sums)[losses.PLAIN_CROSS_ENT]))
         if task in rates:
           total = sums if total is None else jax.tree.map(jnp.add, total, sums)
       if total is not None and len(tasks) > 1:
         writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, losses.summaries(total))
+    return bool(rule) and plateau.plateau_step(history, rule["patience"],
+                                               rule["min_delta"]) == step
 
   def run_bleu():
     for task, examples in bleu_sets.items():
@@ -300,6 +313,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   def save():
     if not all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree.leaves(params)):
       raise diverged("parameters are not finite")
+    writer.flush()  # the evaluations up to a checkpoint outlive a kill (the stop rule reads them)
     mgr.save(step, args=ocp.args.StandardSave(_checkpoint(
         step, start_position + step - start_step, params, opt_state, seen)))
     mgr.wait_until_finished()
@@ -307,10 +321,13 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   batches = data.prefetch(data.MixtureBatches(sampler, lengths, batch_size,
                                               phase_seed, start_position))
   if step == 0:
-    run_eval()
+    stopped = run_eval()
+  else:  # resumed: stopped already if its logged evaluations say so (killed before STOP_FILE)
+    stopped = bool(rule) and plateau.plateau_step(history, rule["patience"],
+                                                  rule["min_delta"]) is not None
   window, window_start, t0 = None, step, time.time()
   watch = divergence.Divergence()
-  while step < train_steps:
+  while step < train_steps and not stopped:
     batch = next(batches)
     seen += [[batch["task_counts"][t], batch["task_tokens"][t]] for t in tasks]
     arrays = jax.device_put({k: batch[k] for k in data.FEATURES}, data_sharding)
@@ -333,10 +350,15 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
     if progress:
       progress(step, train_steps, loss)
     if at_eval or step == train_steps:
-      run_eval()
-    if bleu_sets and (step == train_steps or (bleu_period and step % bleu_period == 0)):
+      stopped = run_eval()
+    if bleu_sets and (step == train_steps or stopped or (bleu_period and step % bleu_period == 0)):
       run_bleu()
-    if at_save or step == train_steps:
+    if at_save or step == train_steps or stopped:
       save()
     window, window_start, t0 = None, step, time.time()
   writer.flush()
+  if stopped and step < train_steps:
+    with open(os.path.join(model_dir, logdir.STOP_FILE), "w") as f:
+      json.dump({"step": step, "rule": rule}, f)
+    print(f"{model_dir}: stopped at step {step}: {rule['task']} validation loss has not improved "
+          f"by {rule['min_delta']} for {rule['patience']} evaluations", flush=True)

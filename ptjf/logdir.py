@@ -2,7 +2,9 @@
 
     RUNS_DIR/<experiment>/<run>/<phase>/     one MODEL_DIR per phase (docs/design.md s. 4)
         ptjf_phase.json                      a `PhaseRecord`, written by launch before training
-        checkpoint_<step>/                   the phase is finished iff checkpoint_<steps> exists
+        checkpoint_<step>/                   the phase is finished iff checkpoint_<steps> exists,
+        ptjf_stop.json                       or an early-stop rule ended it ({"step", "rule"},
+                                             written by the engine after checkpoint_<step>)
 
 Launch (local and TPU) writes it, the engine names its checkpoints by it and analysis reads
 it; nothing else spells these names. Imports nothing heavy.
@@ -16,6 +18,7 @@ from typing import Any, Mapping
 PHASE_FILE = "ptjf_phase.json"
 # How a phase starts: fresh; the PTJF reset (parameters only); everything of the checkpoint.
 START_MODES = ("scratch", "params_only", "continue")
+STOP_FILE = "ptjf_stop.json"
 CHECKPOINT_PREFIX = "checkpoint"
 _CHECKPOINT = re.compile(rf"(?:^|/){CHECKPOINT_PREFIX}_(\d+)/?$")
 
@@ -43,6 +46,19 @@ def checkpoint_steps(model_dir: str | os.PathLike) -> list[int]:
                 if entry.is_dir() and (step := checkpoint_step(entry.name)) is not None)
 
 
+def finished_step(model_dir: str | os.PathLike, steps: int) -> int | None:
+  """The step a phase of `steps` steps finished at: `steps` once checkpoint_<steps> exists, the
+  step of its STOP_FILE once that checkpoint exists (an early stop), else None."""
+  if os.path.isdir(os.path.join(model_dir, checkpoint_name(steps))):
+    return steps
+  try:
+    with open(os.path.join(model_dir, STOP_FILE)) as f:
+      step = int(json.load(f)["step"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+  return step if os.path.isdir(os.path.join(model_dir, checkpoint_name(step))) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class PhaseRecord:
   """ptjf_phase.json: how a phase was started; analysis reads its runs from these records.
@@ -51,6 +67,10 @@ class PhaseRecord:
   start_from: "<run>/<phase>/checkpoint_<N>", relative to the experiment directory.
   tau, unimax ({"budget", "max_epochs"}), task_sizes ({task: train examples}), overrides
   ({MACRO: value}) and label_smoothing (local engine) are written only when known.
+  schedule: rates changing over the run ({"shape", "start", "end", "steps", "switch_step",
+  "segment": [k, n] for T5X's k-th of n `continue` phases}; rates then hold their mean).
+  stop_rule: the early-stop rule of pretrain_steps "auto" ({"task", "patience", "min_delta",
+  "eval_period", "max_steps"}); switch_step: where it stopped, once it has.
   """
   experiment: str
   run: str
@@ -68,6 +88,14 @@ class PhaseRecord:
   task_sizes: dict[str, int] = dataclasses.field(default_factory=dict)
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   label_smoothing: float | None = None
+  schedule: dict[str, Any] | None = None
+  stop_rule: dict[str, Any] | None = None
+  switch_step: int | None = None
+
+  @property
+  def first_step(self) -> int:
+    """This phase's own first step: a `continue` phase counts on from its parent's."""
+    return self.parent_steps if self.start_mode == "continue" else 0
 
   @property
   def parent_steps(self) -> int:
@@ -86,7 +114,9 @@ class PhaseRecord:
             "start": {"mode": self.start_mode, "from": self.start_from},
             "corpus_hash": self.corpus_hash, "engine": self.engine}
     optional = {"tau": self.tau, "unimax": self.unimax, "task_sizes": self.task_sizes,
-                "overrides": self.overrides, "label_smoothing": self.label_smoothing}
+                "overrides": self.overrides, "label_smoothing": self.label_smoothing,
+                "schedule": self.schedule, "stop_rule": self.stop_rule,
+                "switch_step": self.switch_step}
     data.update({k: v for k, v in optional.items() if v not in (None, {})})
     return data
 

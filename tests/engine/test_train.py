@@ -15,6 +15,7 @@ import pytest
 
 from ptjf.analysis import events, runs
 from ptjf.engine import losses, optim, train
+from ptjf import logdir
 from ptjf.errors import UserError
 from ptjf.tasks import local, mixtures, sampling
 
@@ -64,6 +65,45 @@ def test_the_sampler_decides_what_each_step_draws(tiny_corpus, tmp_path):
   _run(tiny_corpus, tmp_path / "first", sampler=_FirstTaskOnly(tasks))
   seen = {t: _scalars(tmp_path / "first" / "train", f"examples_seen/{t}")[4] for t in tasks}
   assert seen == {tasks[0]: 16, tasks[1]: 0}
+
+
+def test_a_schedule_resumed_mid_phase_draws_as_one_run_straight_through(tiny_corpus, tmp_path):
+  tasks = sorted(_translation_tasks(tiny_corpus))
+  schedule = lambda: sampling.Linear({tasks[0]: 0.9, tasks[1]: 0.1},
+                                     {tasks[0]: 0.1, tasks[1]: 0.9}, steps=4)
+  _run(tiny_corpus, tmp_path / "whole", sampler=schedule())
+  _run(tiny_corpus, tmp_path / "cut", sampler=schedule(), train_steps=2)  # as if killed at 2
+  _run(tiny_corpus, tmp_path / "cut", sampler=schedule())                  # resumed
+  for tag in ("loss", *(f"examples_seen/{t}" for t in tasks)):
+    whole, cut = (_scalars(tmp_path / d / "train", tag) for d in ("whole", "cut"))
+    assert cut[4] == pytest.approx(whole[4], rel=1e-5), tag
+  seen = {t: _scalars(tmp_path / "whole" / "train", f"examples_seen/{t}") for t in tasks}
+  # 16 examples drawn at rates 0.2, 0.4, 0.6, 0.8 of tasks[1]: the second half draws more of it.
+  assert seen[tasks[1]][4] - seen[tasks[1]][2] > seen[tasks[1]][2]
+
+
+_RULE = {"task": "translate_en_fr", "patience": 2, "min_delta": 100.0}  # never improves enough
+
+
+def test_the_plateau_rule_stops_with_a_checkpoint_at_its_step(tiny_corpus, tmp_path, capsys):
+  _run(tiny_corpus, tmp_path / "p", train_steps=8, checkpoint_period=100, stop_on_plateau=_RULE)
+  # Evaluations at 0, 2, 4: two without improving by 100, so it stops at 4.
+  assert logdir.finished_step(tmp_path / "p", 8) == 4
+  assert logdir.checkpoint_steps(tmp_path / "p") == [4]
+  assert "stopped at step 4" in capsys.readouterr().out
+  # Killed after that checkpoint but before its stop file: the logged evaluations decide again.
+  (tmp_path / "p" / logdir.STOP_FILE).unlink()
+  _run(tiny_corpus, tmp_path / "p", train_steps=8, checkpoint_period=100, stop_on_plateau=_RULE)
+  assert logdir.finished_step(tmp_path / "p", 8) == 4
+  assert logdir.checkpoint_steps(tmp_path / "p") == [4]
+
+
+def test_a_resumed_phase_stops_where_a_straight_run_does(tiny_corpus, tmp_path):
+  _run(tiny_corpus, tmp_path / "cut", train_steps=2, stop_on_plateau=_RULE)  # as if killed at 2
+  _run(tiny_corpus, tmp_path / "cut", train_steps=8, stop_on_plateau=_RULE)
+  assert logdir.finished_step(tmp_path / "cut", 8) == 4
+  evals = _scalars(tmp_path / "cut" / "training_eval" / "translate_en_fr", losses.PLAIN_CROSS_ENT)
+  assert sorted(evals) == [0, 2, 4]
 
 
 def test_two_phase_reset(tiny_corpus, tmp_path, capsys):
