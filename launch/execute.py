@@ -14,7 +14,6 @@ are skipped, and every failure is listed at the end with its log.
           runs/ro_fr/ptjf_r0.3/finetune/log.txt
     [4/4] ro_fr/ptjf_r0.5/finetune: done before (checkpoint_1000), reused
 """
-import ast
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -22,13 +21,12 @@ import datetime
 import json
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ptjf import gin_files, locks, logdir, startup
 from ptjf.errors import UserError
@@ -77,8 +75,9 @@ class Summary:
 
 
 def is_finished(model_dir: pathlib.Path, steps: int) -> bool:
-  """The contract: a phase is finished iff checkpoint_<TRAIN_STEPS> exists."""
-  return (model_dir / logdir.checkpoint_name(steps)).is_dir()
+  """The contract: a phase is finished iff checkpoint_<TRAIN_STEPS> exists, or its early stop
+  rule ended it (`logdir.finished_step`)."""
+  return logdir.finished_step(model_dir, steps) is not None
 
 
 # --- commands ----------------------------------------------------------------
@@ -152,10 +151,28 @@ def local_command(job: Job) -> list[str]:
     command.append(
         f"--gin.INITIAL_CHECKPOINT_PATH={t5x.gin_literal(job.init_checkpoint)}")
   command += [f"--gin_bindings={b}" for b in _mixture_bindings(job)]
+  command += [f"--gin_bindings={b}" for b in _rule_bindings(job.phase)]
   untrained = [t for t in (*exp.high, *exp.low) if t not in job.phase.tasks]
   if untrained:  # every phase is evaluated on every task of its experiment
     command.append(f"--gin_bindings=train.also_evaluate = {t5x.gin_literal(untrained)}")
   return command
+
+
+def _rule_bindings(phase: plan_lib.Phase) -> list[str]:
+  """The local engine's bindings of a phase's rate schedule (`train.sampler`, drawing each
+  step with its rates) and early-stop rule (`train.stop_on_plateau`)."""
+  bindings = []
+  schedule = phase.schedule
+  if schedule is not None and schedule.segment is None:
+    bindings += _bind("train.sampler", "rate_schedule", {
+        "tasks": list(phase.tasks), "start": list(schedule.start), "end": list(schedule.end),
+        "steps": schedule.steps, "shape": schedule.shape,
+        "switch_step": schedule.switch_step}, None)
+  if phase.stop is not None:
+    rule = {"task": phase.stop.task, "patience": phase.stop.patience,
+            "min_delta": phase.stop.min_delta}
+    bindings.append(f"train.stop_on_plateau = {t5x.gin_literal(rule)}")
+  return bindings
 
 
 def check_local_gin(exp: plan_lib.Experiment) -> None:
@@ -262,17 +279,6 @@ def corpus_facts(exp: plan_lib.Experiment, corpus_dir: str | None,
   return sizes, corpus_hash
 
 
-def local_macro_default(name: str) -> Any:
-  """A macro's value in gin/local/base.gin (the local engine's defaults), or None.
-
-  >>> local_macro_default("LABEL_SMOOTHING")
-  0.1
-  """
-  text = (gin_files.gin_dir() / "local" / "base.gin").read_text()
-  match = re.search(rf"^{name}\s*=\s*([^#\n]+)", text, re.MULTILINE)
-  return ast.literal_eval(match.group(1).strip()) if match else None
-
-
 def phase_record(job: Job, sizes: dict[str, int],
                  corpus_hash: str | None) -> logdir.PhaseRecord:
   """The ptjf_phase.json of a phase (design.md section 4)."""
@@ -291,8 +297,9 @@ def phase_record(job: Job, sizes: dict[str, int],
     rates = {phase.tasks[0]: 1.0}
   start_from = None
   if phase.parent:
-    parent_steps = exp.phases()[phase.parent][1].steps
-    start_from = f"{phase.parent}/{logdir.checkpoint_name(parent_steps)}"
+    step = (logdir.checkpoint_step(job.init_checkpoint) if job.init_checkpoint
+            else exp.phases()[phase.parent][1].steps)
+    start_from = f"{phase.parent}/{logdir.checkpoint_name(step)}"
   overrides = {**exp.overrides, **dict(phase.overrides)}
   return logdir.PhaseRecord(
       experiment=exp.name, run=job.run.name, method=job.run.method, phase=phase.name,
@@ -301,13 +308,15 @@ def phase_record(job: Job, sizes: dict[str, int],
       unimax=(None if phase.unimax is None
               else {"budget": phase.unimax[0], "max_epochs": phase.unimax[1]}),
       task_sizes=known, overrides=overrides,
-      label_smoothing=(overrides.get("LABEL_SMOOTHING", local_macro_default("LABEL_SMOOTHING"))
-                       if exp.engine == "local" else None))
+      label_smoothing=(overrides.get("LABEL_SMOOTHING", gin_files.local_default("LABEL_SMOOTHING"))
+                       if exp.engine == "local" else None),
+      schedule=phase.schedule and phase.schedule.record(phase.tasks),
+      stop_rule=phase.stop and phase.stop.record(phase.steps))
 
 
 # Fields of ptjf_phase.json that must not change once a phase has started.
 _FIXED_FIELDS = ("rates", "tau", "unimax", "steps", "batch_size", "start",
-                 "engine", "overrides")
+                 "engine", "overrides", "schedule", "stop_rule")
 
 
 def corpus_hash_change(was: str | None, now: str | None) -> str | None:
@@ -492,9 +501,12 @@ def run_plan(exp: plan_lib.Experiment,
     to_run = []
     for key in keys:
       job = jobs_by_key[key]
-      if is_finished(job.model_dir, job.phase.steps):
+      done = logdir.finished_step(job.model_dir, job.phase.steps)
+      if done is not None:
         summary.reused.append(job.key)
-        print(f"{heads[key]} done before ({logdir.checkpoint_name(job.phase.steps)}), reused")
+        if job.phase.stop and not dry_run:
+          _write_record(job, records[job.key])  # its switch step, if a killed launcher missed it
+        print(f"{heads[key]} done before ({logdir.checkpoint_name(done)}), reused")
       elif dry_run:
         summary.planned.append(job.key)
         print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
@@ -536,6 +548,10 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
         if parent in waiting or parent in running.values():
           continue
         waiting.remove(key)
+        job = jobs_by_key[key] = _after_parent(job)
+        if parent:
+          records[job.key] = dataclasses.replace(
+              records[job.key], start_from=f"{parent}/{job.init_checkpoint.name}")
         progress.say(f"{heads[key]} {_state(job)} ({job.phase.steps} steps)")
         running[pool.submit(_run_phase, job, records[job.key], builder(job),
                             progress.echo(heads[key]), progress.say)] = key
@@ -609,15 +625,43 @@ def _run_phase(job: Job, record: logdir.PhaseRecord, command: list[str],
       with open(job.model_dir / LOG_FILE, "a", encoding="utf-8") as log:
         log.write(f"ptjf: error: {changed}\n")
       return changed
-    (job.model_dir / logdir.PHASE_FILE).write_text(record.to_json())
+    _write_record(job, record)
     log_path = job.model_dir / LOG_FILE
     code = _run_logged(command, log_path, show, lock)
-  if code == 0 and is_finished(job.model_dir, job.phase.steps):
+    finished = is_finished(job.model_dir, job.phase.steps)
+    if finished and job.phase.stop:
+      _write_record(job, record)   # now with the step its rule stopped it at
+  if code == 0 and finished:
     return None
   why = (f"exit {code}" if code else
          f"exit 0 but no {logdir.checkpoint_name(job.phase.steps)}")
   last = _last_line(log_path)
   return f"{why}: {last}" if last else why
+
+
+def _write_record(job: Job, record: logdir.PhaseRecord) -> None:
+  """ptjf_phase.json of the phase, with the step its early-stop rule stopped it at if it has."""
+  if job.phase.stop:
+    record = dataclasses.replace(
+        record, switch_step=logdir.finished_step(job.model_dir, job.phase.steps))
+  (job.model_dir / logdir.PHASE_FILE).write_text(record.to_json())
+
+
+def _init_checkpoint(exp: plan_lib.Experiment, parent: str,
+                     exp_dir: pathlib.Path) -> pathlib.Path:
+  """The checkpoint a phase starts from: where its parent finished (an early-stopped parent:
+  the step its rule chose; until it has finished, its last possible step)."""
+  steps = exp.phases()[parent][1].steps
+  step = logdir.finished_step(exp_dir / parent, steps) or steps
+  return exp_dir / parent / logdir.checkpoint_name(step)
+
+
+def _after_parent(job: Job) -> Job:
+  """The job, starting from where its parent has now finished."""
+  if not job.phase.parent:
+    return job
+  return dataclasses.replace(job, init_checkpoint=_init_checkpoint(
+      job.experiment, job.phase.parent, job.model_dir.parents[1]))
 
 
 def _job(exp: plan_lib.Experiment, key: str, runs_dir: pathlib.Path,
@@ -626,8 +670,7 @@ def _job(exp: plan_lib.Experiment, key: str, runs_dir: pathlib.Path,
   run, phase = exp.phases()[key]
   init = None
   if phase.parent:
-    parent_steps = exp.phases()[phase.parent][1].steps
-    init = runs_dir / exp.name / phase.parent / logdir.checkpoint_name(parent_steps)
+    init = _init_checkpoint(exp, phase.parent, runs_dir / exp.name)
   return Job(exp, run, phase, runs_dir / exp.name / run.name / phase.name,
              init, corpus_dir)
 

@@ -55,16 +55,88 @@ import pathlib
 import tomllib
 from typing import Any, Iterable, Mapping, Sequence
 
-from ptjf import logdir
+from ptjf import gin_files, logdir
 from ptjf.errors import UserError
+from ptjf.tasks import sampling
 
 ENGINES = ("local", "t5x")
-KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length")
+KINDS = ("scalarization", "ptjf", "restart", "transfer", "pretrain_length",
+         "schedule")
+# engine t5x runs a linear schedule as this many `continue` phases, each
+# holding its segment's mean rates (plan key `segments`); a step schedule as 2.
+DEFAULT_SEGMENTS = 4
 # Grids that can be crossed with any sweep: plan key -> (gin macro, run suffix).
 CROSS_GRIDS = {"lrs": ("LEARNING_RATE", "lr"),
                "dropouts": ("DROPOUT_RATE", "d"),
                "warmups": ("WARMUP_STEPS", "w"),
                "seeds": ("RANDOM_SEED", "seed")}
+
+
+@dataclasses.dataclass(frozen=True)
+class RateSchedule:
+  """Rates that change over a run (kind "schedule"), per task in the phase's order.
+
+  steps: the whole schedule's (on engine t5x, of all its segments);
+  segment: (k, n) when this phase is the k-th of n `continue` phases (engine
+  t5x), holding that segment's mean rates (`sampling.Linear.segments`).
+  """
+  shape: str
+  start: tuple[float, ...]
+  end: tuple[float, ...]
+  steps: int
+  switch_step: int | None = None
+  segment: tuple[int, int] | None = None
+
+  def sampler(self, tasks: Sequence[str]) -> sampling.Linear | sampling.Switch:
+    """The rates of every step (`sampling.schedule`)."""
+    return sampling.schedule(self.shape, dict(zip(tasks, self.start)),
+                             dict(zip(tasks, self.end)), self.steps,
+                             self.switch_step)
+
+  def describe(self, tasks: Sequence[str]) -> str:
+    """The low (last) task's schedule in words, for the dry run.
+
+    >>> RateSchedule("step", (0.9, 0.1), (0.5, 0.5), 1000, 800).describe(["fr", "ro"])
+    'step schedule: ro rate 0.1 -> 0.5 at step 800 of 1000'
+    """
+    at = (f"at step {self.switch_step} of {self.steps}" if self.shape == "step"
+          else f"over {self.steps} steps")
+    return (f"{self.shape} schedule: {tasks[-1]} rate {self.start[-1]:g} -> "
+            f"{self.end[-1]:g} {at}")
+
+  def record(self, tasks: Sequence[str]) -> dict[str, Any]:
+    """The schedule as ptjf_phase.json holds it."""
+    out = {"shape": self.shape,
+           "start": sampling.normalize(dict(zip(tasks, self.start))),
+           "end": sampling.normalize(dict(zip(tasks, self.end))),
+           "steps": self.steps, "switch_step": self.switch_step,
+           "segment": None if self.segment is None else list(self.segment)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plateau:
+  """Stop a phase at the first evaluation (every `eval_period` steps) where
+  `task`'s validation loss has not improved on its best by at least
+  `min_delta` for `patience` evaluations (pretrain_steps = "auto")."""
+  task: str
+  patience: int
+  min_delta: float
+  eval_period: int
+
+  def describe(self, max_steps: int) -> str:
+    """The rule in words, for the dry run.
+
+    >>> Plateau("fr", 3, 0.01, 100).describe(1600)[:72]
+    'stops at the first evaluation (every 100 steps) where fr validation loss'
+    """
+    return (f"stops at the first evaluation (every {self.eval_period} steps) "
+            f"where {self.task} validation loss has not improved by >= "
+            f"{self.min_delta:g} for {self.patience} evaluations, else at "
+            f"{max_steps}")
+
+  def record(self, max_steps: int) -> dict[str, Any]:
+    return {**dataclasses.asdict(self), "max_steps": max_steps}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,8 +148,11 @@ class Phase:
     (budget in examples, max_epochs) a UniMax mixture, with one task and none
     of these the task alone.
   start: "scratch", "params_only" (PTJF reset) or "continue".
-  parent: "run/phase" whose final checkpoint this phase starts from.
+  parent: "run/phase" whose final checkpoint this phase starts from (with
+    start "continue", `steps` counts on from its step, as T5X's TRAIN_STEPS).
   overrides: gin macros for this phase (LEARNING_RATE, WARMUP_STEPS ...).
+  schedule: rates changing over the phase (`rates` then hold their mean).
+  stop: an early-stop rule; `steps` is then the most it trains.
   """
   name: str
   tasks: tuple[str, ...]
@@ -88,6 +163,8 @@ class Phase:
   start: str = "scratch"
   parent: str | None = None
   overrides: tuple[tuple[str, Any], ...] = ()
+  schedule: RateSchedule | None = None
+  stop: Plateau | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,20 +324,22 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
   restart's first phase) and "second" (fine-tune) phases.
   """
   kind = sweep["kind"]
-  prefix = sweep.get("prefix", {"scalarization": "scal",
+  prefix = sweep.get("prefix", {"scalarization": "scal", "schedule": "sched",
                                "pretrain_length": "ptjf"}.get(kind, kind))
   all_tasks = exp.high + exp.low
   joint = lambda m, steps: m.phase_mix(all_tasks, steps, exp.batch_size)
   runs = []
 
-  def pretrain_run(steps: int) -> tuple[Run, str]:
+  def pretrain_run(steps: int, stop: Plateau | None = None) -> tuple[Run, str]:
     # Sweeps share it unless one is given a prefix of its own.
     name = f"{sweep['prefix']}_" if "prefix" in sweep else ""
-    name += f"pretrain_s{steps}{suffix}"
+    name += (f"pretrain_s{steps}" if stop is None else
+             f"pretrain_auto{steps}_pat{stop.patience}_delta{_fmt(stop.min_delta)}")
+    name += suffix
     # Method "ptjf" with phase "pretrain": analysis draws no point for it.
     run = Run(name, "ptjf", (Phase("pretrain", steps=steps,
-                                   overrides=overrides["first"],
-                                       **_pretrain_mix(exp)),))
+                                   overrides=overrides["first"], stop=stop,
+                                   **_pretrain_mix(exp)),))
     runs.append(run)
     return run, f"{name}/pretrain"
 
@@ -279,8 +358,10 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
         raise UserError(f"{where}: give exactly one of finetune_steps (fixed) "
                         "or total_steps (fine-tune = total - pre-train)")
     else:
-      pre_list = [_positive_int(sweep.get("pretrain_steps"),
-                                f"{where} pretrain_steps")]
+      stop = (_auto_pretrain(sweep, exp, where, dict(overrides["first"]))
+              if kind == "ptjf" else None)
+      pre_list = [stop[0] if stop else _positive_int(
+          sweep.get("pretrain_steps"), f"{where} pretrain_steps")]
     for pre in pre_list:
       if "total_steps" in sweep:
         fine = _positive_int(sweep["total_steps"], f"{where} total_steps") - pre
@@ -288,8 +369,12 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
       else:
         fine = _positive_int(sweep.get("finetune_steps"),
                              f"{where} finetune_steps")
-      _, parent = pretrain_run(pre)
-      tag = f"_p{pre}" if kind == "pretrain_length" else ""
+      if kind == "pretrain_length" or not stop:
+        _, parent = pretrain_run(pre)
+        tag = f"_p{pre}" if kind == "pretrain_length" else ""
+      else:
+        _, parent = pretrain_run(pre, stop[1])
+        tag = "_auto"
       if kind == "transfer":
         mixes = [{"tasks": exp.low, "tau": None if len(exp.low) == 1 else 1.0}]
         names = [f"{prefix}{suffix}"]
@@ -313,19 +398,108 @@ def _sweep_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
           Phase("restart", steps=fine, start="params_only",
                 parent=f"{name}/main", overrides=overrides["second"],
                 **joint(mix, fine)))))
+  elif kind == "schedule":
+    runs += _schedule_runs(sweep, exp, where, prefix, suffix,
+                           overrides["main"])
+  return runs
+
+
+def _auto_pretrain(sweep: Mapping[str, Any], exp: "Experiment", where: str,
+                   overrides: Mapping[str, Any]) -> tuple[int, Plateau] | None:
+  """(max_pretrain_steps, the stop rule) of pretrain_steps = "auto", else
+  None (after refusing the rule's keys without it)."""
+  keys = sorted(_AUTO_KEYS & set(sweep))
+  if sweep.get("pretrain_steps") != "auto":
+    if keys:
+      raise UserError(f"{where}: {', '.join(keys)} go with pretrain_steps = "
+                      "\"auto\": set it, or drop them")
+    return None
+  if exp.engine != "local":
+    raise UserError(f"{where}: pretrain_steps = \"auto\" runs on the local "
+                    "engine only; on engine \"t5x\" give pretrain_steps the "
+                    "step a local run chose, or sweep it (kind = "
+                    "\"pretrain_length\")")
+  period = overrides.get("EVAL_PERIOD", exp.overrides.get(
+      "EVAL_PERIOD", gin_files.local_default("EVAL_PERIOD")))
+  top = sweep.get("max_pretrain_steps")
+  top = _positive_int(top, f"{where} max_pretrain_steps")
+  if top < period:
+    raise UserError(f"{where}: max_pretrain_steps = {top} is below "
+                    f"EVAL_PERIOD ({period}), so the rule never looks: give "
+                    f"at least {period}, or a smaller EVAL_PERIOD")
+  patience, delta = sweep.get("patience", 3), sweep.get("min_delta", 0.0)
+  if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+    raise UserError(f"{where}: patience = {patience!r}: give the number of "
+                    "evaluations without improvement to wait, at least 1")
+  if (isinstance(delta, bool) or not isinstance(delta, (int, float))
+      or not 0 <= delta < float("inf")):
+    raise UserError(f"{where}: min_delta = {delta!r}: give the least loss "
+                    "decrease that counts as an improvement, >= 0 (e.g. 0.01)")
+  return top, Plateau(exp.high[0], patience, float(delta), period)
+
+
+def _schedule_runs(sweep: Mapping[str, Any], exp: "Experiment", where: str,
+                   prefix: str, suffix: str, overrides: tuple) -> list[Run]:
+  """Runs of kind "schedule": the low task's rate from start to end over
+  `steps`; one phase on the local engine, chained `continue` segments on T5X."""
+  if len(exp.high) != 1 or len(exp.low) != 1:
+    raise UserError(f"{where}: a schedule needs exactly one high and one low "
+                    "task: set [experiment] high and low to one task each")
+  steps = _positive_int(sweep.get("steps"), f"{where} steps")
+  shape, switch = sweep.get("shape", "linear"), sweep.get("switch_step")
+  count = _positive_int(sweep.get("segments", DEFAULT_SEGMENTS),
+                        f"{where} segments")
+  pairs = sweep.get("rates")
+  if (not isinstance(pairs, list) or not pairs or not all(
+      isinstance(p, list) and len(p) == 2 for p in pairs)):
+    raise UserError(f"{where}: rates must be a list of [start, end] low-task "
+                    "rates, e.g. [[0.05, 0.6]]")
+  tasks = exp.high + exp.low
+  runs = []
+  for pair in pairs:
+    a, b = (_rate(r, where) for r in pair)
+    schedule = RateSchedule(str(shape), (round(1 - a, 12), a),
+                            (round(1 - b, 12), b), steps, switch)
+    try:
+      sampler = schedule.sampler(tasks)
+    except UserError as e:
+      raise UserError(f"{where}: {e}") from None
+    name = f"{prefix}_{'lin' if shape == 'linear' else 'step'}_r{_fmt(a)}-{_fmt(b)}"
+    name += (f"_at{switch}" if shape == "step" else "") + suffix
+    if exp.engine == "local":
+      mean = sampler.mean(0, steps)
+      phases = [Phase("main", tasks, steps,
+                      tuple(round(mean[t], 12) for t in tasks),
+                      overrides=overrides, schedule=schedule)]
+    else:
+      segments = sampler.segments(count)
+      phases = [Phase(f"seg{k}", tasks, last,
+                      tuple(round(held[t], 12) for t in tasks),
+                      start="continue" if k > 1 else "scratch",
+                      parent=f"{name}/seg{k - 1}" if k > 1 else None,
+                      overrides=(*overrides, ("SCHEDULE_STEPS", steps)),
+                      schedule=dataclasses.replace(
+                          schedule, segment=(k, len(segments))))
+                for k, (_, last, held) in enumerate(segments, 1)]
+    runs.append(Run(name, "schedule", tuple(phases)))
   return runs
 
 
 _TWO_PHASES = {"pretrain_steps", "finetune_steps", "pretrain_overrides",
                "finetune_overrides"}
 _MIXES = {"rates", "taus", "unimax", "unimax_budget"}
+_AUTO_KEYS = {"max_pretrain_steps", "patience", "min_delta"}
 _SWEEP_KEYS = {
     "scalarization": {"steps"} | _MIXES,
-    "ptjf": _TWO_PHASES | _MIXES,
+    "ptjf": _TWO_PHASES | _MIXES | _AUTO_KEYS,
     "restart": _TWO_PHASES | _MIXES,
     "transfer": _TWO_PHASES,
     "pretrain_length": _TWO_PHASES | {"total_steps"} | _MIXES,
+    "schedule": {"steps", "rates", "shape", "switch_step", "segments"},
 }
+# Keys one kind takes and a user may give another by mistake.
+_ONLY_FOR = {**{k: "ptjf" for k in _AUTO_KEYS},
+             **{k: "schedule" for k in ("shape", "switch_step", "segments")}}
 
 
 def sweep_runs(sweep: Mapping[str, Any], exp: "Experiment",
@@ -345,6 +519,10 @@ def sweep_runs(sweep: Mapping[str, Any], exp: "Experiment",
     raise UserError(f"unknown sweep kind {kind!r} in {where}: use one of "
                     f"{', '.join(KINDS)}")
   where = f"{where} (kind {kind})"
+  for key in sorted(set(sweep) & set(_ONLY_FOR)):
+    if _ONLY_FOR[key] != kind:
+      raise UserError(f"{where}: {key} is a key of kind = "
+                      f"\"{_ONLY_FOR[key]}\": drop it, or use that kind")
   _check_keys(sweep, _SWEEP_KEYS[kind] | set(CROSS_GRIDS)
               | {"kind", "prefix", "overrides"}, where)
   base = _overrides(sweep.get("overrides", {}), where)
@@ -620,9 +798,9 @@ def cost_lines(exp: Experiment, keys: Sequence[str]) -> list[str]:
     own = [k for k in keys if phases[k][0] is run]
     if not own:
       continue
-    steps = sum(phases[k][1].steps for k in own)
+    steps = sum(own_steps(exp, k) for k in own)
     borrowed = {a for k in own for a in ancestry(k) if phases[a][0] is not run}
-    extra = sum(phases[a][1].steps for a in borrowed)
+    extra = sum(own_steps(exp, a) for a in borrowed)
     if run.name not in lenders:
       unshared += steps + extra
     note = ""
@@ -630,10 +808,38 @@ def cost_lines(exp: Experiment, keys: Sequence[str]) -> list[str]:
       note = (f" (+ {extra} in "
               f"{', '.join(sorted({a.split('/')[0] for a in borrowed}))})")
     lines.append(f"{run.name:<32} {steps:>6} steps{note}")
-  total = sum(phases[k][1].steps for k in keys)
+    lines += [f"  {line}" for line in _phase_notes(exp, [phases[k][1] for k in own])]
+  total = sum(own_steps(exp, k) for k in keys)
   lines.append(f"total: {total} steps in {len(keys)} phases "
                f"({unshared} if nothing were shared)")
   return lines
+
+
+def own_steps(exp: Experiment, key: str) -> int:
+  """The steps phase `key` trains: a `continue` phase counts on from its
+  parent's step, so only the difference is its own."""
+  phase = exp.phases()[key][1]
+  if phase.start != "continue":
+    return phase.steps
+  return phase.steps - exp.phases()[phase.parent][1].steps
+
+
+def _phase_notes(exp: Experiment, phases: Sequence[Phase]) -> list[str]:
+  """Dry-run lines for the rules of a run's phases: its schedule (and its
+  T5X segments), its early stop (the steps above are its most)."""
+  notes = []
+  for phase in phases:
+    if phase.stop:
+      notes.append(f"{phase.name}: {phase.stop.describe(phase.steps)} (counted "
+                   f"above at its most, {phase.steps})")
+    if phase.schedule and phase.schedule.segment is None:
+      notes.append(phase.schedule.describe(phase.tasks))
+    elif phase.schedule and phase.schedule.segment[0] == 1:
+      held = ", ".join(f"{p.rates[-1]:.3g}" for p in phases)
+      notes.append(f"{phase.schedule.describe(phase.tasks)}, as "
+                   f"{len(phases)} `continue` phases on T5X holding "
+                   f"{phase.tasks[-1]} rates {held}")
+  return notes
 
 
 def builtin_plan_path(name: str) -> pathlib.Path:

@@ -10,11 +10,13 @@ with one line naming the closest known macro:
 >>> closest("TRAIN_STESP", {"TRAIN_STEPS", "BATCH_SIZE"})
 'TRAIN_STEPS'
 """
+import ast
 import difflib
 import os
 import pathlib
+import re
 import tokenize
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from gin import config_parser
 
@@ -26,6 +28,17 @@ def gin_dir() -> pathlib.Path:
   `gin/` (an editable install runs from the checkout)."""
   package = pathlib.Path(__file__).resolve().parent
   return package / "gin" if (package / "gin").is_dir() else package.parent / "gin"
+
+
+def local_default(name: str) -> Any:
+  """A macro's value in local/base.gin (the local engine's defaults), or None.
+
+  >>> local_default("LABEL_SMOOTHING"), local_default("EVAL_PERIOD")
+  (0.1, 100)
+  """
+  text = (gin_dir() / "local" / "base.gin").read_text()
+  match = re.search(rf"^{name}\s*=\s*([^#\n]+)", text, re.MULTILINE)
+  return ast.literal_eval(match.group(1).strip()) if match else None
 
 
 class _Recorder(config_parser.ParserDelegate):

@@ -309,6 +309,80 @@ def test_t5x_gin_names_only_known_phase_kinds():
         **PLAN["experiment"], "t5x_gin": {"restart": "gin/x.gin"}}})
 
 
+AUTO_PLAN = {"experiment": {**PLAN["experiment"], "overrides": {"EVAL_PERIOD": 2}},
+             "sweep": [{"kind": "ptjf", "pretrain_steps": "auto", "max_pretrain_steps": 6,
+                        "patience": 2, "min_delta": 0.01, "finetune_steps": 4,
+                        "rates": [0.3]},
+                       {"kind": "schedule", "steps": 10, "rates": [[0.1, 0.5]],
+                        "shape": "step", "switch_step": 4}]}
+# What the engine leaves when its plateau rule stops a phase at step 4 (engine/train.py).
+STOPS_AT_4 = """import json, pathlib, sys
+model_dir = pathlib.Path(sys.argv[1])
+(model_dir / "checkpoint_4").mkdir()
+(model_dir / "ptjf_stop.json").write_text(json.dumps({"step": 4}))
+"""
+
+
+def test_fine_tunes_start_where_the_automatic_rule_stopped_pre_training(tmp_path, fake, capsys):
+  exp = plan.parse_plan(AUTO_PLAN)
+  (tmp_path / "stops.py").write_text(STOPS_AT_4)
+  builder = lambda job: ([sys.executable, str(tmp_path / "stops.py"), str(job.model_dir)]
+                         if job.phase.stop else fake(job))
+  runs = tmp_path / "runs"
+  assert execute.run_plan(exp, runs, command_builder=builder).ok
+  pre = runs / "ro_fr/pretrain_auto6_pat2_delta0.01/pretrain"
+  record = json.loads((pre / "ptjf_phase.json").read_text())
+  assert record["switch_step"] == 4 and record["steps"] == 6
+  assert record["stop_rule"] == {"task": "translate_en_fr", "patience": 2, "min_delta": 0.01,
+                                 "eval_period": 2, "max_steps": 6}
+  fine = json.loads((runs / "ro_fr/ptjf_auto_r0.3/finetune/ptjf_phase.json").read_text())
+  assert fine["start"]["from"] == "pretrain_auto6_pat2_delta0.01/pretrain/checkpoint_4"
+  assert ("ptjf_auto_r0.3/finetune", 0) in fake.calls()
+  step = json.loads((runs / "ro_fr/sched_step_r0.1-0.5_at4/main/ptjf_phase.json").read_text())
+  assert step["schedule"]["switch_step"] == 4 and step["rates"]["translate_en_ro"] == 0.34
+  capsys.readouterr()
+  again = execute.run_plan(exp, runs, command_builder=builder)
+  assert again.ran == [] and "pretrain: done before (checkpoint_4), reused" in (
+      capsys.readouterr().out)
+  # A launcher killed between the stop and its record: a re-run records the switch step.
+  (pre / "ptjf_phase.json").write_text(json.dumps({**record, "switch_step": None}))
+  execute.run_plan(exp, runs, command_builder=builder)
+  assert json.loads((pre / "ptjf_phase.json").read_text())["switch_step"] == 4
+
+
+def test_local_command_binds_a_schedule_and_a_stop_rule(tmp_path):
+  exp = plan.parse_plan(AUTO_PLAN)
+  run, phase = exp.phases()["sched_step_r0.1-0.5_at4/main"]
+  command = execute.local_command(execute.Job(exp, run, phase, tmp_path / "s", None, None))
+  for arg in ("--gin_bindings=train.sampler = @rate_schedule()",
+              "--gin_bindings=rate_schedule.start = [0.9, 0.1]",
+              "--gin_bindings=rate_schedule.end = [0.5, 0.5]",
+              "--gin_bindings=rate_schedule.switch_step = 4",
+              '--gin_bindings=rate_schedule.shape = "step"',
+              "--gin_bindings=rate_mixture.rates = [0.66, 0.34]"):   # the mean, for the mixture
+    assert arg in command
+  run, phase = exp.phases()["pretrain_auto6_pat2_delta0.01/pretrain"]
+  command = execute.local_command(execute.Job(exp, run, phase, tmp_path / "p", None, None))
+  assert ("--gin_bindings=train.stop_on_plateau = {'task': 'translate_en_fr', 'patience': 2, "
+          "'min_delta': 0.01}") in command
+
+
+def test_a_t5x_schedule_segment_continues_its_predecessor_at_its_rates(tmp_path, monkeypatch):
+  monkeypatch.setattr(t5x, "t5x_install_root", lambda: None)  # as in CI: T5X's macros recorded
+  exp = plan.parse_plan({**PLAN, "experiment": {**PLAN["experiment"], "engine": "t5x"},
+                         "sweep": [AUTO_PLAN["sweep"][1]]})
+  run, phase = exp.phases()["sched_step_r0.1-0.5_at4/seg2"]
+  job = execute.Job(exp, run, phase, tmp_path / "seg2", tmp_path / "seg1/checkpoint_4", None)
+  command = execute.t5x_command(job)
+  for arg in ("--gin_file=gin/t5x/start/continue.gin", "--gin.TRAIN_STEPS=10",
+              "--gin.SCHEDULE_STEPS=10", "--gin_bindings=rate_mixture.rates = [0.5, 0.5]",
+              f'--gin.INITIAL_CHECKPOINT_PATH="{tmp_path / "seg1/checkpoint_4"}"'):
+    assert arg in command
+  assert not any("rate_schedule" in a for a in command)
+  record = execute.phase_record(job, {}, None)
+  assert record.schedule["segment"] == [2, 2] and record.first_step == 4
+
+
 def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
   corpus = tmp_path / "corpus"
   corpus.mkdir()

@@ -140,6 +140,90 @@ def test_sweep_errors_are_one_line(sweep, message):
   assert message in str(e.value) and "\n" not in str(e.value)
 
 
+SCHEDULE = {"kind": "schedule", "steps": 1000, "rates": [[0.05, 0.6]]}
+AUTO = {"kind": "ptjf", "pretrain_steps": "auto", "max_pretrain_steps": 1600,
+        "patience": 3, "min_delta": 0.01, "finetune_steps": 200, "rates": [0.1]}
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({**SCHEDULE, "rates": [[0.05, 1.2]]}, "rate 1.2 is outside (0, 1)"),
+    ({**SCHEDULE, "rates": [0.05, 0.6]}, "a list of [start, end] low-task rates"),
+    ({**SCHEDULE, "shape": "cosine"}, "unknown schedule shape 'cosine': use one of linear, step"),
+    ({**SCHEDULE, "shape": "step"}, "needs switch_step"),
+    ({**SCHEDULE, "shape": "step", "switch_step": 1000},
+     "switch_step 1000 is outside the phase's steps: give a whole number between 1 and 999"),
+    ({**SCHEDULE, "switch_step": 500}, "switch_step is for shape = \"step\""),
+    ({**SCHEDULE, "segments": 0}, "segments = 0 is not a positive"),
+    ({"kind": "scalarization", "steps": 10, "rates": [0.5], "shape": "step"},
+     "shape is a key of kind = \"schedule\": drop it, or use that kind"),
+    ({**AUTO, "patience": 0}, "patience = 0: give the number of evaluations"),
+    ({**AUTO, "min_delta": -0.1}, "min_delta = -0.1: give the least loss decrease"),
+    ({**AUTO, "max_pretrain_steps": 50},
+     "max_pretrain_steps = 50 is below EVAL_PERIOD (100), so the rule never looks"),
+    ({**AUTO, "pretrain_steps": 400}, "max_pretrain_steps, min_delta, patience go with "
+     "pretrain_steps = \"auto\""),
+    ({"kind": "restart", "pretrain_steps": 10, "finetune_steps": 5, "rates": [0.5],
+      "patience": 2}, "patience is a key of kind = \"ptjf\""),
+])
+def test_schedule_and_auto_errors_are_one_line(sweep, message):
+  with pytest.raises(UserError) as e:
+    make(sweep)
+  assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_automatic_switch_is_refused_on_t5x_naming_the_alternative():
+  with pytest.raises(UserError, match="runs on the local engine only; on engine \"t5x\" give "
+                     "pretrain_steps the step a local run chose"):
+    make(AUTO, engine="t5x")
+
+
+def test_a_schedule_is_one_phase_locally_holding_its_mean_rates():
+  exp = make(SCHEDULE, {**SCHEDULE, "rates": [[0.1, 0.4]], "shape": "step", "switch_step": 800})
+  assert [r.name for r in exp.runs] == ["sched_lin_r0.05-0.6", "sched_step_r0.1-0.4_at800"]
+  (linear,), (step,) = (r.phases for r in exp.runs)
+  assert exp.runs[0].method == "schedule" and linear.steps == 1000
+  assert linear.rates == (0.675, 0.325) and step.rates == (0.84, 0.16)
+  assert linear.schedule.record(linear.tasks) == {
+      "shape": "linear", "start": {"translate_en_fr": 0.95, "translate_en_ro": 0.05},
+      "end": {"translate_en_fr": 0.4, "translate_en_ro": 0.6}, "steps": 1000}
+  assert step.schedule.sampler(step.tasks).rates(799)["translate_en_ro"] == 0.1
+  assert "  linear schedule: translate_en_ro rate 0.05 -> 0.6 over 1000 steps" in (
+      plan.cost_lines(exp, plan.order(exp)))
+
+
+def test_on_t5x_a_schedule_is_chained_continue_phases_holding_each_segment_s_rates():
+  exp = make({**SCHEDULE, "segments": 4}, {**SCHEDULE, "rates": [[0.1, 0.4]], "shape": "step",
+                                           "switch_step": 800}, engine="t5x")
+  linear = exp.runs[0].phases
+  assert [(p.name, p.start, p.parent, p.steps) for p in linear] == [
+      ("seg1", "scratch", None, 250),
+      ("seg2", "continue", "sched_lin_r0.05-0.6/seg1", 500),
+      ("seg3", "continue", "sched_lin_r0.05-0.6/seg2", 750),
+      ("seg4", "continue", "sched_lin_r0.05-0.6/seg3", 1000)]
+  # Each holds its segment's mean: the schedule at the segment's middle (0.05 + 0.55 x 1/8 ...).
+  assert [p.rates[1] for p in linear] == pytest.approx([0.11875, 0.25625, 0.39375, 0.53125])
+  assert all(dict(p.overrides)["SCHEDULE_STEPS"] == 1000 for p in linear)  # one LR schedule
+  assert [(p.steps, p.rates[1]) for p in exp.runs[1].phases] == [(800, 0.1), (1000, 0.4)]
+  lines = plan.cost_lines(exp, plan.order(exp))
+  assert "sched_lin_r0.05-0.6                1000 steps" in lines   # counted once, not 2,500
+  assert any("as 4 `continue` phases on T5X holding translate_en_ro rates 0.119, 0.256, "
+             "0.394, 0.531" in l for l in lines)
+
+
+def test_auto_pretraining_names_its_rule_and_counts_its_most():
+  exp = make(AUTO, {"kind": "ptjf", "pretrain_steps": 800, "finetune_steps": 200,
+                    "rates": [0.1]}, overrides={"EVAL_PERIOD": 100})
+  assert [r.name for r in exp.runs] == ["pretrain_auto1600_pat3_delta0.01", "ptjf_auto_r0.1",
+                                        "pretrain_s800", "ptjf_r0.1"]
+  pre = exp.runs[0].phases[0]
+  assert pre.steps == 1600 and pre.stop == plan.Plateau("translate_en_fr", 3, 0.01, 100)
+  assert exp.runs[1].phases[0].parent == "pretrain_auto1600_pat3_delta0.01/pretrain"
+  lines = plan.cost_lines(exp, plan.order(exp))
+  assert ("  pretrain: stops at the first evaluation (every 100 steps) where translate_en_fr "
+          "validation loss has not improved by >= 0.01 for 3 evaluations, else at 1600 "
+          "(counted above at its most, 1600)") in lines
+
+
 def test_unimax_budget_is_what_each_phase_draws():
   exp = make({"kind": "ptjf", "pretrain_steps": 40, "finetune_steps": 10,
               "unimax": [1, 4]},
