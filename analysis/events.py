@@ -119,7 +119,8 @@ def _examples_seen(phase: runs_lib.PhaseLogdir, seen: dict[str, dict[int, float]
   """Examples of `task` seen by `step` of this phase (phase-local).
 
   From the logged `examples_seen/<task>` (last value at or before step) when
-  present, else step x batch_size x rate (paper Appendix A.4); e.g. step 100,
+  present, else the phase's own steps x batch_size x rate (paper Appendix A.4;
+  a `continue` phase's steps count on from its parent's); e.g. step 100,
   batch 8, rate 0.25 -> 200.0; a task
   absent from the phase's rates has rate 0.
   """
@@ -127,11 +128,12 @@ def _examples_seen(phase: runs_lib.PhaseLogdir, seen: dict[str, dict[int, float]
   if logged:
     before = [s for s in logged if s <= step]
     return logged[max(before)] if before else 0.0
+  own = step - phase.first_step
   if task == MIXTURE_TASK:
-    return float(step * phase.batch_size) if phase.batch_size else None
+    return float(own * phase.batch_size) if phase.batch_size else None
   if phase.batch_size is None or not phase.rates:
     return None
-  return float(step * phase.batch_size * phase.rates.get(task, 0.0))
+  return float(own * phase.batch_size * phase.rates.get(task, 0.0))
 
 
 def _stand_in_losses(phase: runs_lib.PhaseLogdir, raw: list[tuple]) -> list[tuple]:
@@ -179,7 +181,7 @@ def read_phase_rows(phase: runs_lib.PhaseLogdir) -> list[Row]:
     if split == "train" and task == MIXTURE_TASK and metric.startswith(
         "examples_seen/"):
       seen.setdefault(metric.removeprefix("examples_seen/"), {})[step] = value
-  offset = phase.parent_steps
+  offset = phase.parent_steps - phase.first_step   # a continue phase's steps are its run's
   return [Row(phase.experiment, phase.run, phase.method, phase.phase,
               phase.rates, task, split, step, offset + step, metric, value,
               _examples_seen(phase, seen, task, step))

@@ -10,9 +10,11 @@ from ptjf.analysis import events as events_lib
 from ptjf.analysis import numbers as numbers_lib
 from ptjf.analysis import pareto
 
-_MARKERS = {"scalarization": "o", "ptjf": "*", "restart": "D", "transfer": "^"}
+_MARKERS = {"scalarization": "o", "ptjf": "*", "restart": "D", "transfer": "^",
+            "schedule": "P"}
 _FRONT_COLORS = {"scalarization": "tab:blue", "ptjf": "tab:red",
-                 "restart": "black", "transfer": "tab:green"}
+                 "restart": "black", "transfer": "tab:green",
+                 "schedule": "tab:orange", numbers_lib.PTJF_AUTO: "tab:brown"}
 _OTHER_MARKERS = "sPvhX<>"
 
 
@@ -26,7 +28,8 @@ def _plt():
 
 def style(label: str, labels: list[str]) -> dict:
   """Marker and edge of a method label: scalarization N circle, N+N2 square,
-  PTJF star, restart black-bordered diamond, others from a fixed cycle."""
+  PTJF star (automatic switch: brown), restart black-bordered diamond,
+  schedule plus, others from a fixed cycle."""
   base = label.split(" ")[0]
   scal = sorted((l for l in labels if l.split(" ")[0] == "scalarization"),
                 key=lambda l: int(l.split(" ")[1]) if " " in l else 0)
@@ -37,7 +40,7 @@ def style(label: str, labels: list[str]) -> dict:
   else:
     marker = _OTHER_MARKERS[sorted(labels).index(label) % len(_OTHER_MARKERS)]
   edge = "black" if base == "restart" else "none"
-  color = _FRONT_COLORS.get(base, "tab:gray")
+  color = _FRONT_COLORS.get(label, _FRONT_COLORS.get(base, "tab:gray"))
   if base == "scalarization" and len(scal) > 1:
     color = ["tab:blue", "tab:cyan", "tab:purple", "tab:olive"][
         scal.index(label) % 4]

@@ -13,6 +13,7 @@ from ptjf.analysis import runs as runs_lib
 from ptjf.errors import UserError
 
 SCALARIZATION, PTJF, RESTART = "scalarization", "ptjf", "restart"
+PTJF_AUTO = "ptjf auto"   # the label of PTJF runs whose pre-training stopped by its rule
 
 
 @dataclasses.dataclass
@@ -21,7 +22,7 @@ class RunPoint:
   experiment: str
   run: str
   method: str
-  label: str  # method, with "scalarization <steps>" when lengths differ
+  label: str  # method, "scalarization <steps>" when lengths differ, PTJF_AUTO
   last_phase: str
   rates: dict[str, float]
   parent_steps: int
@@ -32,13 +33,14 @@ class RunPoint:
 
 
 def _phase_steps(phase: runs_lib.PhaseLogdir, rows: list[events_lib.Row]) -> int:
-  """A phase's length: its metadata `steps`, else the last logged step."""
-  if phase.steps:
-    return int(phase.steps)
+  """The steps a phase trained: where its rule stopped it, its metadata `steps`, else the last
+  logged step (less the parent's step a `continue` phase counts on from)."""
+  if phase.switch_step or phase.steps:
+    return int(phase.switch_step or phase.steps) - phase.first_step
   steps = [r.step for r in rows
            if (r.experiment, r.run, r.phase)
            == (phase.experiment, phase.run, phase.phase)]
-  return max(steps, default=0)
+  return max(steps, default=0) - phase.first_step
 
 
 def tasks_of(phases: list[runs_lib.PhaseLogdir]) -> list[str]:
@@ -75,6 +77,7 @@ def run_points(phases: list[runs_lib.PhaseLogdir],
                rows: list[events_lib.Row]) -> list[RunPoint]:
   """One RunPoint per (experiment, run), except shared `pretrain` runs."""
   by_run: dict[tuple[str, str], list[runs_lib.PhaseLogdir]] = {}
+  stopped = {(p.experiment, f"{p.run}/{p.phase}") for p in phases if p.stop_rule}
   for p in phases:
     by_run.setdefault((p.experiment, p.run), []).append(p)
   points = []
@@ -87,8 +90,10 @@ def run_points(phases: list[runs_lib.PhaseLogdir],
     final = {}
     for r in sorted(last_rows, key=lambda r: r.step):
       final[(r.split, r.metric, r.task)] = r.value
+    parent = (experiment, (last.start_from or "").rpartition("/")[0])
+    label = PTJF_AUTO if last.method == PTJF and parent in stopped else last.method
     points.append(RunPoint(
-        experiment, run, last.method, last.method, last.phase, last.rates,
+        experiment, run, last.method, label, last.phase, last.rates,
         last.parent_steps, last.parent_steps + _phase_steps(last, last_rows),
         final, last_rows, run_rows))
   for experiment in {p.experiment for p in points}:
@@ -131,12 +136,13 @@ def compute_steps(phases: list[runs_lib.PhaseLogdir], rows: list[events_lib.Row]
   """Training steps per method label, each phase once: a shared pre-training
   counts once, under its own method (PTJF).
 
-  E.g. a 100-step pretrain + two 50-step fine-tunes -> {"ptjf": 200}.
+  E.g. a 100-step pretrain + two 50-step fine-tunes -> {"ptjf": 200}; a pre-training stopped
+  by its rule counts under PTJF_AUTO, as the fine-tunes that start from it.
   """
   label = {(p.experiment, p.run): p.label for p in points}
   out: dict[str, int] = {}
   for p in phases:
-    key = label.get((p.experiment, p.run), p.method)
+    key = label.get((p.experiment, p.run), PTJF_AUTO if p.stop_rule else p.method)
     out[key] = out.get(key, 0) + _phase_steps(p, rows)
   return out
 
@@ -180,7 +186,9 @@ def experiment_numbers(phases: list[runs_lib.PhaseLogdir],
          "high_tasks": high,
          "best_low_loss": {m: low_loss(p, low) for m, p in best.items()},
          "best_run": {m: p.run for m, p in best.items()},
-         "compute_steps": compute_steps(phases, rows, points)}
+         "compute_steps": compute_steps(phases, rows, points),
+         "switch_steps": {p.run: (p.switch_step, p.stop_rule.get("max_steps"))
+                          for p in phases if p.stop_rule}}
   scal = [p for p in points if p.method == SCALARIZATION]
   ptjf = [p for p in points if p.method == PTJF]
   scal_best = min((low_loss(p, low) for p in scal
@@ -254,6 +262,10 @@ def summary_lines(numbers: dict) -> list[str]:
                  f"(the higher of the two best losses): PTJF "
                  f"{_fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
                  f"{_fmt(numbers['scalarization_examples_to_reach'])}")
+  for run, (step, most) in sorted(numbers.get("switch_steps", {}).items()):
+    lines.append(f"automatic switch: {run} stopped pre-training at step "
+                 f"{_fmt(step)} of at most {most}" if step else
+                 f"automatic switch: {run} has not stopped yet (at most {most})")
   if "ptjf_non_dominated" in numbers:
     lines.append(f"PTJF runs not dominated by the scalarization points: "
                  f"{numbers['ptjf_non_dominated']} of {numbers['ptjf_points']}")

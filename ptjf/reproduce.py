@@ -85,14 +85,15 @@ RECIPES: dict[str, Recipe] = {
         "than PTJF's joint fine-tune (Fig. 6)"),
 }
 
-_RATE_PART = re.compile(r"_(?:r|t)[0-9.]+")
+_RATE_PART = re.compile(r"_(?:r|t)[0-9.]+(?:-[0-9.]+)?")
 
 
 def series_name(run: str) -> str:
   """A run's name without its mixing rate: the points of one series.
 
-  >>> [series_name(r) for r in ("scal_r0.5_d0.2", "ptjf_p500_r0.8", "scal_t3.33")]
-  ['scal_d0.2', 'ptjf_p500', 'scal']
+  >>> [series_name(r) for r in ("scal_r0.5_d0.2", "ptjf_p500_r0.8", "scal_t3.33",
+  ...                            "sched_lin_r0.05-0.6")]
+  ['scal_d0.2', 'ptjf_p500', 'scal', 'sched_lin']
   """
   return _RATE_PART.sub("", run)
 

@@ -31,11 +31,12 @@ def _low_loss(low_examples: float, high_examples: float) -> float:
 
 def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
                 bleu: bool = False, low_bonus: float = 0.0,
-                tasks: tuple[str, ...] = (HIGH, LOW)) -> None:
+                tasks: tuple[str, ...] = (HIGH, LOW), first_step: int = 0) -> None:
   """One phase logdir: train/, training_eval/, training_eval_train/ and
   (optionally) inference_eval/ event files plus ptjf_phase.json; `low_bonus`
   lowers the low-resource loss (what pre-training buys). `tasks[0]` is the
-  high-resource task; every other task gets the low-resource curve."""
+  high-resource task; every other task gets the low-resource curve. A `continue` phase logs
+  steps from `first_step` (its parent's) on."""
   import tensorflow as tf
   path.mkdir(parents=True, exist_ok=True)
   (path / "ptjf_phase.json").write_text(json.dumps(meta))
@@ -48,8 +49,8 @@ def write_phase(path: pathlib.Path, meta: dict, start_examples=(0.0, 0.0),
         ("inference_eval",) if bleu else ()):
       writers[(sub, task)] = tf.summary.create_file_writer(
           str(path / sub / task))
-  for step in range(EVAL_EVERY, meta["steps"] + 1, EVAL_EVERY):
-    seen = {t: step * BATCH * rates.get(t, 0.0) for t in tasks}
+  for step in range(first_step + EVAL_EVERY, meta["steps"] + 1, EVAL_EVERY):
+    seen = {t: (step - first_step) * BATCH * rates.get(t, 0.0) for t in tasks}
     high_ex = start_examples[0] + seen[tasks[0]]
     val = {tasks[0]: _high_loss(high_ex)}
     for i, task in enumerate(tasks[1:]):
@@ -118,6 +119,40 @@ def build_sweep(root: pathlib.Path) -> pathlib.Path:
               _meta("restart_0.2", "restart", "restart", rates, 100,
                     "restart_0.2/main/checkpoint_300", "params_only"),
               start_examples=(300 * BATCH * 0.8, 300 * BATCH * 0.2))
+  return root
+
+
+def build_schedule_experiment(root: pathlib.Path) -> pathlib.Path:
+  """Experiment `sched` under root: scalarization, a schedule run of one phase (local engine)
+  and one of two `continue` segments (T5X's), an automatic PTJF pre-training stopped at 250 of
+  at most 400 steps and its fine-tune."""
+  exp = root / "sched"
+  meta = lambda *a, **k: _meta(*a, **k, experiment="sched")
+  write_phase(exp / "scal_r0.2" / "main",
+              meta("scal_r0.2", "scalarization", "main", {HIGH: 0.8, LOW: 0.2}, 400))
+  schedule = {"shape": "linear", "start": {HIGH: 0.9, LOW: 0.1}, "end": {HIGH: 0.5, LOW: 0.5},
+              "steps": 400}
+  write_phase(exp / "sched_lin_r0.1-0.5" / "main",
+              {**meta("sched_lin_r0.1-0.5", "schedule", "main", {HIGH: 0.7, LOW: 0.3}, 400),
+               "schedule": schedule})
+  run = "sched_t5x_r0.1-0.5"
+  write_phase(exp / run / "seg1",
+              {**meta(run, "schedule", "seg1", {HIGH: 0.8, LOW: 0.2}, 200),
+               "schedule": {**schedule, "segment": [1, 2]}})
+  write_phase(exp / run / "seg2",
+              {**meta(run, "schedule", "seg2", {HIGH: 0.6, LOW: 0.4}, 400,
+                      f"{run}/seg1/checkpoint_200", "continue"),
+               "schedule": {**schedule, "segment": [2, 2]}},
+              start_examples=(200 * BATCH * 0.8, 200 * BATCH * 0.2), first_step=200)
+  pre = "pretrain_auto400_pat2_delta0.01"
+  write_phase(exp / pre / "pretrain",
+              {**meta(pre, "ptjf", "pretrain", {HIGH: 1.0}, 400), "switch_step": 250,
+               "stop_rule": {"task": HIGH, "patience": 2, "min_delta": 0.01,
+                             "eval_period": 50, "max_steps": 400}})
+  write_phase(exp / "ptjf_auto_r0.2" / "finetune",
+              meta("ptjf_auto_r0.2", "ptjf", "finetune", {HIGH: 0.8, LOW: 0.2}, 150,
+                   f"{pre}/pretrain/checkpoint_250", "params_only"),
+              start_examples=(250 * BATCH, 0.0), low_bonus=0.25)
   return root
 
 
@@ -192,3 +227,9 @@ def bare_train_runs(tmp_path) -> pathlib.Path:
     (bare / "ptjf_phase.json").unlink()
     (bare / "training_eval" / f"mix_{HIGH}_{rates[HIGH]}_{LOW}_{rates[LOW]}").mkdir()
   return runs_dir
+
+
+@pytest.fixture
+def schedule_runs_dir(tmp_path) -> pathlib.Path:
+  """A synthetic RUNS_DIR with experiment `sched` (see build_schedule_experiment)."""
+  return build_schedule_experiment(tmp_path / "runs")

@@ -145,3 +145,27 @@ def test_report_on_bare_ptjf_train_logdirs(bare_train_runs):
   assert numbers.experiment_numbers(phases, rows)["low_task"] == low
   assert numbers.experiment_numbers(phases, rows, high)["low_task"] == high
   report.write_report(bare_train_runs, low_task=low)
+
+
+def test_schedules_and_the_automatic_switch_are_methods_of_their_own(schedule_runs_dir,
+                                                                     tmp_path):
+  runs_dir = schedule_runs_dir
+  phases, rows = events.read_runs(runs_dir)
+  n = numbers.experiment_numbers(phases, rows)
+  assert set(n["best_low_loss"]) == {"scalarization", "schedule", "ptjf auto"}
+  # Local 400 steps, and T5X's two segments 200 + 200 (the second counts on from 200).
+  assert n["compute_steps"]["schedule"] == 800
+  assert n["compute_steps"]["ptjf auto"] == 250 + 150   # pre-training to its switch step
+  assert n["switch_steps"] == {"pretrain_auto400_pat2_delta0.01": (250, 400)}
+  points = {p.run: p for p in numbers.run_points(phases, rows)}
+  assert points["sched_t5x_r0.1-0.5"].total_steps == 400
+  assert points["ptjf_auto_r0.2"].total_steps == 400 and points["ptjf_auto_r0.2"].parent_steps == 250
+  seg2 = [r for r in rows if r.run == "sched_t5x_r0.1-0.5" and r.phase == "seg2"]
+  assert max(r.global_step for r in seg2) == 400
+  assert min(r.examples_seen for r in seg2 if r.task == "translate_en_ro") == 50 * 16 * 0.4
+  page = report.write_report(runs_dir, tmp_path / "out")
+  md = (tmp_path / "out" / "report.md").read_text()
+  assert "| schedule |" in md and "| ptjf auto |" in md
+  assert ("automatic switch: pretrain_auto400_pat2_delta0.01 stopped pre-training at step 250 "
+          "of at most 400") in md
+  assert (tmp_path / "out" / "sched_efficiency.png").is_file() and page.is_file()
