@@ -509,12 +509,17 @@ def run_plan(exp: plan_lib.Experiment,
         print(f"{heads[key]} done before ({logdir.checkpoint_name(done)}), reused")
       elif dry_run:
         summary.planned.append(job.key)
-        print(f"{heads[key]} would be {_state(job)} ({job.phase.steps} steps)")
+        print(f"{heads[key]} would be {_state(job)} ({_steps(job.phase)})")
       else:
         to_run.append(key)
     _run_in_parallel(to_run, jobs_by_key, records, builder, heads, summary, jobs)
   _report(exp, keys, summary, runs_dir, dry_run)
   return summary
+
+
+def _steps(phase: plan_lib.Phase) -> str:
+  """'1000 steps', or 'at most 1600 steps' for a phase an early-stop rule may end."""
+  return f"{'at most ' if phase.stop else ''}{phase.steps} steps"
 
 
 def _state(job: Job) -> str:
@@ -552,7 +557,7 @@ def _run_in_parallel(keys: list[str], jobs_by_key: dict[str, Job],
         if parent:
           records[job.key] = dataclasses.replace(
               records[job.key], start_from=f"{parent}/{job.init_checkpoint.name}")
-        progress.say(f"{heads[key]} {_state(job)} ({job.phase.steps} steps)")
+        progress.say(f"{heads[key]} {_state(job)} ({_steps(job.phase)})")
         running[pool.submit(_run_phase, job, records[job.key], builder(job),
                             progress.echo(heads[key]), progress.say)] = key
       done, _ = concurrent.futures.wait(

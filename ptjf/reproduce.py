@@ -83,6 +83,11 @@ RECIPES: dict[str, Recipe] = {
         "small_transfer", *DEMO_CORPUS, ("translate_en_ro", "translate_en_fr"),
         "fine-tuning on En-Ro alone forgets En-Fr and does worse on En-Ro "
         "than PTJF's joint fine-tune (Fig. 6)"),
+    "small_schedule": Recipe(
+        "small_schedule", *DEMO_CORPUS, ("translate_en_ro", "translate_en_fr"),
+        "beyond the paper (its App. C): En-Ro rate schedules (linear, a step at 800) against "
+        "scalarization and PTJF at the demo's 800+200 and with an automatic switch (at most "
+        "1,600): PTJF's reset expected to beat the schedules"),
 }
 
 _RATE_PART = re.compile(r"_(?:r|t)[0-9.]+(?:-[0-9.]+)?")
