@@ -557,6 +557,54 @@ rates = [0.3]
 
 
 
+@pytest.mark.slow
+def test_a_schedule_and_an_automatic_switch_run_through_ptjf_sweep(tmp_path, tiny_corpus):
+  plan_file = tmp_path / "auto.toml"
+  plan_file.write_text("""
+[experiment]
+name = "auto"
+model = "tiny"
+high = "translate_en_fr"
+low = "translate_en_ro"
+batch_size = 4
+feature_lengths = {inputs = 16, targets = 16}
+overrides = {EVAL_PERIOD = 2, CHECKPOINT_PERIOD = 100, WARMUP_STEPS = 1}
+[[sweep]]
+kind = "schedule"
+steps = 4
+shape = "step"
+switch_step = 2
+rates = [[0.1, 0.9]]
+[[sweep]]
+kind = "ptjf"
+pretrain_steps = "auto"
+max_pretrain_steps = 8
+patience = 1
+min_delta = 100.0   # no evaluation improves by that: stops at the first after step 0
+finetune_steps = 2
+rates = [0.5]
+""")
+  runs = tmp_path / "runs"
+  command = [sys.executable, "-m", "ptjf.cli", "sweep", str(plan_file), "--runs-dir",
+             str(runs), "--corpus-dir", str(tiny_corpus.root)]
+  out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+  assert "3 phases ran" in out
+  pre = runs / "auto/pretrain_auto8_pat1_delta100/pretrain"
+  assert json.loads((pre / "ptjf_phase.json").read_text())["switch_step"] == 2
+  fine = json.loads((runs / "auto/ptjf_auto_r0.5/finetune/ptjf_phase.json").read_text())
+  assert fine["start"]["from"] == "pretrain_auto8_pat1_delta100/pretrain/checkpoint_2"
+  assert (runs / "auto/ptjf_auto_r0.5/finetune/checkpoint_2").is_dir()
+  sched = runs / "auto/sched_step_r0.1-0.9_at2/main"
+  assert json.loads((sched / "ptjf_phase.json").read_text())["schedule"]["switch_step"] == 2
+  assert "rate_schedule.switch_step = 2" in (sched / "config.gin").read_text()
+  again = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+  assert "nothing to do: all 3 phases are finished" in again
+  subprocess.run([sys.executable, "-m", "ptjf.cli", "report", str(runs)], check=True,
+                 capture_output=True)
+  md = (runs / "report" / "report.md").read_text()
+  assert "| schedule |" in md and "stopped pre-training at step 2 of at most 8" in md
+
+
 @pytest.mark.parametrize("engine", ["local", "t5x"])
 @pytest.mark.parametrize("where, table", [
     ("experiment", {"overrides": {"WARMUP_STPES": 5}}),
