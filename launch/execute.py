@@ -216,11 +216,13 @@ def t5x_phase(job: Job, model_dir: str,
   """The T5X job of a phase, wherever its MODEL_DIR is (a folder, a bucket).
 
   The gin entry file is the plan's `t5x_gin` for the phase's kind (a
-  fine-tune, one task, a mixture); the mixture is bound as for the local
-  engine, and every task of the experiment is evaluated (one eval mixture).
+  params_only fine-tune, one task, a mixture: a `continue` phase goes on with
+  the file of the phase it continues, so its learning-rate schedule too); the
+  mixture is bound as for the local engine, and every task of the experiment
+  is evaluated (one eval mixture).
   """
   exp, phase = job.experiment, job.phase
-  kind = ("finetune" if phase.start != "scratch"
+  kind = ("finetune" if phase.start == "params_only"
           else "mixture" if len(phase.tasks) > 1 else "single")
   macros = _macros(job)
   if job.corpus_dir:

@@ -29,6 +29,23 @@ of a two-phase run, e.g. the paper's shorter fine-tune warmup):
   alone (the paper's Figure 6).
 - `pretrain_length`: PTJF with `pretrain_steps` a list and either
   `finetune_steps` fixed or `total_steps` fixed (fine-tune = total - pre).
+- `schedule`: joint training from scratch for `steps` with the low task's
+  rate changing: `rates = [[start, end], ...]`, `shape = "linear"` (default:
+  from start to end over the steps) or `"step"` (start before `switch_step`,
+  end from it on). Runs `sched_lin_r<start>-<end>`, `sched_step_r<start>-<end>_at<N>`.
+  The local engine draws each step's batch with its own rates
+  (`sampling.Linear`, `sampling.Switch`); engine "t5x" runs the schedule as
+  `segments` (default DEFAULT_SEGMENTS = 4; a step schedule always 2, exact)
+  chained `continue` phases `seg1`, `seg2` ..., each holding its segment's mean
+  rates, with one learning-rate schedule over the whole run (SCHEDULE_STEPS).
+
+`ptjf` takes `pretrain_steps = "auto"` (local engine only) with
+`max_pretrain_steps`, `patience` (default 3) and `min_delta` (default 0): the
+pre-training evaluates every EVAL_PERIOD steps and stops at the first
+evaluation where the high task's validation loss has not improved by
+`min_delta` for `patience` evaluations, or at the maximum (its learning-rate
+schedule is the maximum's); the fine-tunes (`ptjf_auto_r<rate>`) start from
+the checkpoint where it stopped, of run `pretrain_auto<max>_pat<p>_delta<d>`.
 
 Runs can also be written out, phase by phase (`from` = "run/phase", or a
 phase of the same run; `start` defaults to params_only when `from` is given):
@@ -629,7 +646,8 @@ _EXPERIMENT_KEYS = {"name", "engine", "model", "optimizer", "high", "low",
                     "batch_size", "feature_lengths", "corpus_dir", "overrides",
                     "t5x_gin"}
 # engine t5x: the entry gin file of a phase on one task, on a mixture, and of
-# a phase that starts from another (params_only or continue).
+# a phase that starts params_only from another (a continue phase takes the
+# file of the phase it continues: one task or a mixture).
 DEFAULT_T5X_GIN = {"single": "gin/ptjf_nmt3_pretrain.gin",
                    "mixture": "gin/ptjf_nmt3_scalarization.gin",
                    "finetune": "gin/ptjf_nmt3_finetune.gin"}

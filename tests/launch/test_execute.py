@@ -374,7 +374,8 @@ def test_a_t5x_schedule_segment_continues_its_predecessor_at_its_rates(tmp_path,
   run, phase = exp.phases()["sched_step_r0.1-0.5_at4/seg2"]
   job = execute.Job(exp, run, phase, tmp_path / "seg2", tmp_path / "seg1/checkpoint_4", None)
   command = execute.t5x_command(job)
-  for arg in ("--gin_file=gin/t5x/start/continue.gin", "--gin.TRAIN_STEPS=10",
+  for arg in ("--gin_file=gin/ptjf_nmt3_scalarization.gin",   # as seg1: one warmup, one decay
+              "--gin_file=gin/t5x/start/continue.gin", "--gin.TRAIN_STEPS=10",
               "--gin.SCHEDULE_STEPS=10", "--gin_bindings=rate_mixture.rates = [0.5, 0.5]",
               f'--gin.INITIAL_CHECKPOINT_PATH="{tmp_path / "seg1/checkpoint_4"}"'):
     assert arg in command
