@@ -520,7 +520,10 @@ def run_plan(exp: plan_lib.Experiment,
 
 
 def _steps(phase: plan_lib.Phase) -> str:
-  """'1000 steps', or 'at most 1600 steps' for a phase an early-stop rule may end."""
+  """'1000 steps'; 'at most 1600 steps' for a phase an early-stop rule may end; 'until step
+  1000' for a `continue` phase (its steps count on from its parent's)."""
+  if phase.start == "continue":
+    return f"until step {phase.steps}"
   return f"{'at most ' if phase.stop else ''}{phase.steps} steps"
 
 

@@ -367,7 +367,8 @@ def test_local_command_binds_a_schedule_and_a_stop_rule(tmp_path):
           "'min_delta': 0.01}") in command
 
 
-def test_a_t5x_schedule_segment_continues_its_predecessor_at_its_rates(tmp_path, monkeypatch):
+def test_a_t5x_schedule_segment_continues_its_predecessor_at_its_rates(tmp_path, monkeypatch,
+                                                                      fake, capsys):
   monkeypatch.setattr(t5x, "t5x_install_root", lambda: None)  # as in CI: T5X's macros recorded
   exp = plan.parse_plan({**PLAN, "experiment": {**PLAN["experiment"], "engine": "t5x"},
                          "sweep": [AUTO_PLAN["sweep"][1]]})
@@ -382,6 +383,9 @@ def test_a_t5x_schedule_segment_continues_its_predecessor_at_its_rates(tmp_path,
   assert not any("rate_schedule" in a for a in command)
   record = execute.phase_record(job, {}, None)
   assert record.schedule["segment"] == [2, 2] and record.first_step == 4
+  execute.run_plan(exp, tmp_path / "runs", dry_run=True)
+  assert "sched_step_r0.1-0.5_at4/seg2: would be running (until step 10)" in (
+      capsys.readouterr().out)
 
 
 def test_records_carry_task_sizes_and_corpus_hash(tmp_path, fake, tiny_corpus):
@@ -497,20 +501,26 @@ def _wait_for(path: pathlib.Path, proc, timeout: float = 600) -> None:
     time.sleep(0.2)
 
 
-@pytest.mark.slow
-def test_sweep_with_the_real_engine_survives_kill_9(tmp_path, tiny_corpus):
-  """PTJF + scalarization + restart through `ptjf sweep`; killed mid-way, re-run, re-run."""
-  plan_file = tmp_path / "e2e.toml"
-  plan_file.write_text("""
+def _tiny_plan(name: str, checkpoint_period: int) -> str:
+  """The [experiment] table of a plan for the tiny model, evaluated every 2 steps."""
+  return f"""
 [experiment]
-name = "e2e"
+name = "{name}"
 model = "tiny"
 optimizer = "nmt_adam"
 high = "translate_en_fr"
 low = "translate_en_ro"
 batch_size = 4
-feature_lengths = {inputs = 16, targets = 16}
-overrides = {EVAL_PERIOD = 2, CHECKPOINT_PERIOD = 2, WARMUP_STEPS = 1}
+feature_lengths = {{inputs = 16, targets = 16}}
+overrides = {{EVAL_PERIOD = 2, CHECKPOINT_PERIOD = {checkpoint_period}, WARMUP_STEPS = 1}}
+"""
+
+
+@pytest.mark.slow
+def test_sweep_with_the_real_engine_survives_kill_9(tmp_path, tiny_corpus):
+  """PTJF + scalarization + restart through `ptjf sweep`; killed mid-way, re-run, re-run."""
+  plan_file = tmp_path / "e2e.toml"
+  plan_file.write_text(_tiny_plan("e2e", 2) + """
 [[sweep]]
 kind = "ptjf"
 pretrain_steps = 4
@@ -556,20 +566,10 @@ rates = [0.3]
     assert browser.screenshot_colours(pathlib.Path(page), tmp_path) > 200
 
 
-
-
 @pytest.mark.slow
 def test_a_schedule_and_an_automatic_switch_run_through_ptjf_sweep(tmp_path, tiny_corpus):
   plan_file = tmp_path / "auto.toml"
-  plan_file.write_text("""
-[experiment]
-name = "auto"
-model = "tiny"
-high = "translate_en_fr"
-low = "translate_en_ro"
-batch_size = 4
-feature_lengths = {inputs = 16, targets = 16}
-overrides = {EVAL_PERIOD = 2, CHECKPOINT_PERIOD = 100, WARMUP_STEPS = 1}
+  plan_file.write_text(_tiny_plan("auto", 100) + """
 [[sweep]]
 kind = "schedule"
 steps = 4
