@@ -36,7 +36,7 @@ def plateau_step(history: Sequence[tuple[int, float]], patience: int,
 def logged_losses(model_dir: str, task: str, upto: int) -> list[tuple[int, float]]:
   """(step, validation loss of `task`) of the evaluations logged in `model_dir` at steps <= upto,
   one per step (a killed run's evaluations past its last checkpoint are left out: the resumed run
-  makes them again)."""
+  makes them again; at a step logged twice, the later file's)."""
   folder = os.path.join(model_dir, "training_eval", task)
   found: dict[int, float] = {}
   if os.path.isdir(folder):

@@ -268,7 +268,8 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
                for task in tasks if bleu_examples and task.startswith("translate")}
 
   rule = dict(stop_on_plateau or {})
-  history = plateau.logged_losses(model_dir, rule["task"], step) if rule else []
+  # {step: loss}: what a killed run logged past its last checkpoint is made again
+  history = dict(plateau.logged_losses(model_dir, rule["task"], step)) if rule else {}
 
   def run_eval() -> bool:
     """Evaluates; True if the stop rule stops the phase here."""
@@ -283,12 +284,12 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
           continue
         writer(f"{prefix}/{task}").write_scalars(step, losses.summaries(sums))
         if rule and (prefix, task) == ("training_eval", rule["task"]):
-          history.append((step, losses.summaries(sums)[losses.PLAIN_CROSS_ENT]))
+          history[step] = losses.summaries(sums)[losses.PLAIN_CROSS_ENT]
         if task in rates:
           total = sums if total is None else jax.tree.map(jnp.add, total, sums)
       if total is not None and len(tasks) > 1:
         writer(f"{prefix}/{mixture_or_task_name}").write_scalars(step, losses.summaries(total))
-    return bool(rule) and plateau.plateau_step(history, rule["patience"],
+    return bool(rule) and plateau.plateau_step(sorted(history.items()), rule["patience"],
                                                rule["min_delta"]) == step
 
   def run_bleu():
@@ -323,7 +324,7 @@ def train(model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRE
   if step == 0:
     stopped = run_eval()
   else:  # resumed: stopped already if its logged evaluations say so (killed before STOP_FILE)
-    stopped = bool(rule) and plateau.plateau_step(history, rule["patience"],
+    stopped = bool(rule) and plateau.plateau_step(sorted(history.items()), rule["patience"],
                                                   rule["min_delta"]) is not None
   window, window_start, t0 = None, step, time.time()
   watch = divergence.Divergence()
