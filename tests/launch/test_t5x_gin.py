@@ -24,6 +24,7 @@ import pytest
 from gin import config_parser
 
 from ptjf.analysis import events
+from ptjf.analysis import numbers
 from ptjf.analysis import report
 from ptjf.engine import losses
 from ptjf.launch import execute
@@ -513,3 +514,26 @@ def test_a_plan_chain_on_real_t5x_reads_like_the_local_engine_s(
     assert set(report.best_low_resource_losses(where)) == {"ptjf",
                                                            "scalarization"}
   assert tables["t5x"] == tables["local"] and len(tables["t5x"]) == 8
+
+
+@pytest.mark.t5x
+@pytest.mark.slow
+def test_a_schedule_on_real_t5x_is_continue_jobs_under_one_learning_rate_schedule(
+    tiny_corpus, tmp_path):
+  _t5x_root()
+  plan = _chain_plan(tiny_corpus, tmp_path)
+  plan["sweep"] = [{"kind": "schedule", "steps": 6, "rates": [[0.1, 0.7]], "segments": 3}]
+  exp = plan_lib.parse_plan(plan)
+  runs_dir = tmp_path / "runs"
+  assert execute.run_plan(exp, runs_dir, jobs=1).ok
+  run = runs_dir / "chain" / "sched_lin_r0.1-0.7"
+  assert (run / "seg3/checkpoint_6").is_dir()
+  assert min(_scalars(run / "seg2/train")["loss"]) > 2   # steps count on from seg1's
+  # One warmup (2 steps) and cosine decay over all 6 steps, not over seg2's 4: its summary at
+  # step 4 averages the rates of steps 2 and 3, 2.5e-3 and 2.5e-3 x (1 + cos(pi / 4)) / 2.
+  lr = _scalars(run / "seg2/train")["learning_rate"]
+  assert lr[4] == pytest.approx((2.5e-3 + 1.25e-3 * (1 + np.cos(np.pi / 4))) / 2, rel=1e-4)
+  phases, rows = events.read_runs(runs_dir)
+  n = numbers.experiment_numbers(phases, rows)
+  assert n["compute_steps"] == {"schedule": 6}
+  assert max(r.global_step for r in rows if r.phase == "seg3") == 6
