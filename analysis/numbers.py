@@ -195,8 +195,14 @@ def experiment_numbers(phases: list[runs_lib.PhaseLogdir],
                    if low_loss(p, low) is not None), default=None)
   ptjf_best = min((low_loss(p, low) for p in ptjf
                    if low_loss(p, low) is not None), default=None)
+  if ptjf_best is not None:
+    out["ptjf_best_low"] = ptjf_best
+    # Other methods (schedule, restart, transfer) whose best beat PTJF's: the report says so.
+    out["below_ptjf"] = {m: low_loss(p, low) for m, p in best.items()
+                         if p.method not in (PTJF, SCALARIZATION)
+                         and low_loss(p, low) < ptjf_best}
   if scal_best is not None and ptjf_best is not None:
-    out["ptjf_best_low"], out["scalarization_best_low"] = ptjf_best, scal_best
+    out["scalarization_best_low"] = scal_best
     out["ptjf_gain_abs"] = scal_best - ptjf_best
     out["ptjf_gain_pct"] = 100.0 * (scal_best - ptjf_best) / scal_best
     # Data efficiency at a loss both methods reach: the higher of their bests.
@@ -235,22 +241,35 @@ def gain_sentence(numbers: dict) -> str:
           f"{word} ({_fmt(abs(pct))}%) than the best scalarization")
 
 
+def _below_ptjf(numbers: dict) -> str:
+  """The methods whose best low-resource loss beat PTJF's, e.g. 'schedule 3.7'."""
+  below = numbers.get("below_ptjf", {})
+  return ", ".join(f"{m} {_fmt(v)}" for m, v in sorted(below.items(), key=lambda mv: mv[1]))
+
+
 def verdict(numbers: dict) -> str | None:
   """Whether PTJF won on the low-resource task, and by how much: the report's first line.
+  A won verdict names any other method (schedule, restart, ...) that did better still.
 
   >>> verdict({"experiment": "demo", "low_task": "ro", "ptjf_best_low": 3.8,
   ...          "scalarization_best_low": 4.0, "ptjf_gain_abs": 0.2, "ptjf_gain_pct": 5.0})
   'demo: PTJF won on ro: best validation loss 3.8 vs scalarization 4 (0.2 lower, 5%)'
+  >>> verdict({"experiment": "s", "low_task": "ro", "ptjf_best_low": 3.8,
+  ...          "scalarization_best_low": 4.0, "ptjf_gain_abs": 0.2, "ptjf_gain_pct": 5.0,
+  ...          "below_ptjf": {"schedule": 3.7}})[-50:]
+  '(0.2 lower, 5%), but lower than PTJF: schedule 3.7'
   """
   if "ptjf_gain_abs" not in numbers:
     return None
   gain = numbers["ptjf_gain_abs"]
   word = "won" if gain > 0 else "lost"
+  below = _below_ptjf(numbers)
   return (f"{numbers['experiment']}: PTJF {word} on {numbers['low_task']}: best validation "
           f"loss {_fmt(numbers['ptjf_best_low'])} vs scalarization "
           f"{_fmt(numbers['scalarization_best_low'])} "
           f"({_fmt(abs(gain))} {'lower' if gain > 0 else 'higher'}, "
-          f"{_fmt(abs(numbers['ptjf_gain_pct']))}%)")
+          f"{_fmt(abs(numbers['ptjf_gain_pct']))}%)"
+          + (f", but lower than PTJF: {below}" if below else ""))
 
 
 def summary_lines(numbers: dict) -> list[str]:
@@ -262,10 +281,18 @@ def summary_lines(numbers: dict) -> list[str]:
                  f"(the higher of the two best losses): PTJF "
                  f"{_fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
                  f"{_fmt(numbers['scalarization_examples_to_reach'])}")
+  if _below_ptjf(numbers):
+    lines.append(f"best low-resource validation loss below PTJF's "
+                 f"({_fmt(numbers['ptjf_best_low'])}): {_below_ptjf(numbers)}")
   for run, (step, most) in sorted(numbers.get("switch_steps", {}).items()):
-    lines.append(f"automatic switch: {run} stopped pre-training at step "
-                 f"{_fmt(step)} of at most {most}" if step else
-                 f"automatic switch: {run} has not stopped yet (at most {most})")
+    if not step:
+      lines.append(f"automatic switch: {run} has not stopped yet (at most {most})")
+    elif most and step >= most:
+      lines.append(f"automatic switch: {run} ran to its maximum, {most} steps "
+                   "(the high task's loss never stopped improving)")
+    else:
+      lines.append(f"automatic switch: {run} stopped pre-training at step "
+                   f"{_fmt(step)} of at most {most}")
   if "ptjf_non_dominated" in numbers:
     lines.append(f"PTJF runs not dominated by the scalarization points: "
                  f"{numbers['ptjf_non_dominated']} of {numbers['ptjf_points']}")

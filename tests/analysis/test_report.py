@@ -169,3 +169,19 @@ def test_schedules_and_the_automatic_switch_are_methods_of_their_own(schedule_ru
   assert ("automatic switch: pretrain_auto400_pat2_delta0.01 stopped pre-training at step 250 "
           "of at most 400") in md
   assert (tmp_path / "out" / "sched_efficiency.png").is_file() and page.is_file()
+
+
+def test_summary_names_methods_below_ptjf_and_a_switch_that_never_fired():
+  """A schedule that beat PTJF is said, not hidden under "PTJF won"; a pre-training that
+  reached its maximum is not reported as stopped by its rule."""
+  n = {"experiment": "s", "low_task": "ro", "ptjf_best_low": 4.65,
+       "scalarization_best_low": 5.29, "ptjf_gain_abs": 0.64, "ptjf_gain_pct": 12.1,
+       "reach_target": 5.29, "ptjf_examples_to_reach": 650,
+       "scalarization_examples_to_reach": 1260, "below_ptjf": {"schedule": 4.58},
+       "switch_steps": {"pretrain_auto1600": (1600, 1600), "pretrain_auto800": (500, 800)}}
+  assert numbers.verdict(n).endswith("(0.64 lower, 12.1%), but lower than PTJF: schedule 4.58")
+  lines = numbers.summary_lines(n)
+  assert "best low-resource validation loss below PTJF's (4.65): schedule 4.58" in lines
+  assert ("automatic switch: pretrain_auto1600 ran to its maximum, 1600 steps (the high "
+          "task's loss never stopped improving)") in lines
+  assert "automatic switch: pretrain_auto800 stopped pre-training at step 500 of at most 800" in lines
