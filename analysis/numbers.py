@@ -248,8 +248,8 @@ def _below_ptjf(numbers: dict) -> str:
 
 
 def verdict(numbers: dict) -> str | None:
-  """Whether PTJF won on the low-resource task, and by how much: the report's first line.
-  A won verdict names any other method (schedule, restart, ...) that did better still.
+  """Whether PTJF won on the low-resource task, and by how much: the report's first line;
+  it also names any other method (schedule, restart, ...) whose best beat PTJF's.
 
   >>> verdict({"experiment": "demo", "low_task": "ro", "ptjf_best_low": 3.8,
   ...          "scalarization_best_low": 4.0, "ptjf_gain_abs": 0.2, "ptjf_gain_pct": 5.0})
@@ -281,9 +281,9 @@ def summary_lines(numbers: dict) -> list[str]:
                  f"(the higher of the two best losses): PTJF "
                  f"{_fmt(numbers['ptjf_examples_to_reach'])} vs scalarization "
                  f"{_fmt(numbers['scalarization_examples_to_reach'])}")
-  if _below_ptjf(numbers):
+  if below := _below_ptjf(numbers):
     lines.append(f"best low-resource validation loss below PTJF's "
-                 f"({_fmt(numbers['ptjf_best_low'])}): {_below_ptjf(numbers)}")
+                 f"({_fmt(numbers['ptjf_best_low'])}): {below}")
   for run, (step, most) in sorted(numbers.get("switch_steps", {}).items()):
     if not step:
       lines.append(f"automatic switch: {run} has not stopped yet (at most {most})")

@@ -87,8 +87,7 @@ RECIPES: dict[str, Recipe] = {
         "small_schedule", *DEMO_CORPUS, ("translate_en_ro", "translate_en_fr"),
         "beyond the paper (its App. C): En-Ro rate schedules (linear, a step at 800) against "
         "scalarization and PTJF at the demo's 800+200 and with an automatic switch (at most "
-        "1,600): does a schedule match PTJF, and where does the rule switch? (measured: "
-        "the step schedule ties PTJF on the low task, the linear ones overfit; docs/results.md)"),
+        "1,600): does a schedule match PTJF, and where does the rule switch?"),
 }
 
 _RATE_PART = re.compile(r"_(?:r|t)[0-9.]+(?:-[0-9.]+)?")
